@@ -1,0 +1,20 @@
+# Shared paths for spine's scripts. Sourced, not run.
+# Everything built or downloaded once per machine lives under SPINE_CACHE, outside the clone.
+SPINE_CACHE=${SPINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spine}
+TANSU_VERSION=0.6.0
+TANSU_ROOT="$SPINE_CACHE/tansu-$TANSU_VERSION"
+TANSU_BIN="$TANSU_ROOT/bin/tansu"
+PYTOOLS="$SPINE_CACHE/pytools"
+export SPINE_CACHE TANSU_VERSION TANSU_ROOT TANSU_BIN PYTOOLS
+
+# The directory holding initdb/pg_ctl/postgres (Debian keeps them off PATH).
+pg_bin_dir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then echo "$d"; return 0; fi
+  done
+  if command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
+    dirname "$(command -v initdb)"; return 0
+  fi
+  return 1
+}

@@ -1,0 +1,86 @@
+//! `spine-processor`'s configuration (SPEC.md's table).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Parser;
+use spine_core::config::{parse_u64_in, KafkaArgs, LogArgs, MetricsArgs, PostgresArgs};
+
+/// Reads order events from the topic in micro-batches and writes each batch to Postgres in
+/// one transaction, offsets included: exactly once, restartable at any instant.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "spine-processor", version)]
+pub struct ProcessorArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub postgres: PostgresArgs,
+
+    /// Consumer group shared by the processor's replicas
+    #[arg(long = "consumer-group", env = "CONSUMER_GROUP", default_value = "stream-processor", value_parser = parse_group)]
+    pub consumer_group: String,
+
+    /// Milliseconds between micro-batches; 0 = the next batch as soon as the last is written
+    #[arg(long = "trigger-interval-ms", env = "TRIGGER_INTERVAL_MS", default_value = "5000",
+          value_parser = |s: &str| parse_u64_in(s, 0, 86_400_000, "a whole number of milliseconds"))]
+    pub trigger_interval_ms: u64,
+
+    /// The most records one micro-batch takes
+    #[arg(long = "max-batch-rows", env = "MAX_BATCH_ROWS", default_value = "50000",
+          value_parser = |s: &str| parse_u64_in(s, 1, 10_000_000, "a whole number of rows"))]
+    pub max_batch_rows: u64,
+
+    /// Process everything up to the end of the topic as seen at start, then exit 0 (as Spark's
+    /// Trigger.AvailableNow)
+    #[arg(long = "available-now")]
+    pub available_now: bool,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    /// Test hook: abort the process at a point of the Nth batch (before-commit:N, after-commit:N)
+    #[arg(long = "crash-at", env = "SPINE_CRASH_AT", hide = true)]
+    pub crash_at: Option<CrashPoint>,
+}
+
+impl ProcessorArgs {
+    pub fn trigger_interval(&self) -> Duration {
+        Duration::from_millis(self.trigger_interval_ms)
+    }
+}
+
+fn parse_group(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 255 {
+        Err("expected a consumer group name of 1 to 255 characters".into())
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+/// Where the crash test hook aborts the process (SIGKILL-like: no cleanup runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Inside the Nth batch's transaction, after every statement, before COMMIT.
+    BeforeCommit(u64),
+    /// Right after the Nth batch committed, before anything else.
+    AfterCommit(u64),
+}
+
+impl FromStr for CrashPoint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let expected = || "expected before-commit:N or after-commit:N".to_string();
+        let (point, n) = s.split_once(':').ok_or_else(expected)?;
+        let n: u64 = n.parse().map_err(|_| expected())?;
+        match point {
+            "before-commit" => Ok(CrashPoint::BeforeCommit(n)),
+            "after-commit" => Ok(CrashPoint::AfterCommit(n)),
+            _ => Err(expected()),
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The one transaction a micro-batch is written in.
+//!
+//! In order: the fenced offset update (first, so a competing writer blocks on the row locks
+//! and then fails its check), the new events (idempotent by `event_id`), the `current_orders`
+//! upsert of the newly inserted events reduced to the latest per order, the dead letters, and
+//! the batch's own rows. Every statement is one bulk `unnest()` of column arrays, whatever the
+//! batch size. Either all of it commits, or none of it does and the offsets do not move.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use spine_core::reduce::latest_per_order;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::batch::Batch;
+use crate::config::CrashPoint;
+
+/// Where the batch is written from: which group and topic, and the last seen end of each
+/// partition.
+pub struct Target<'a> {
+    pub consumer_group: &'a str,
+    pub topic: &'a str,
+    pub high_watermarks: &'a BTreeMap<i32, i64>,
+}
+
+/// What a committed batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub batch_id: i64,
+    pub input_rows: usize,
+    pub events_inserted: usize,
+    pub duplicates: usize,
+    pub orders_upserted: usize,
+    pub stale_skipped: usize,
+    pub dead_lettered: usize,
+    pub finished_at: DateTime<Utc>,
+    pub write_time: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The stored offset of some partition is no longer where this batch started: another
+    /// replica (or an earlier attempt of this one whose commit outcome was unknown) has
+    /// committed past it. Nothing was written.
+    #[error("fenced: the stored offsets moved since this batch started")]
+    Fenced,
+    /// Postgres failed or is unreachable. Nothing was written (or the commit's outcome is
+    /// unknown, which the fence resolves on retry).
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No connection could be had from the pool.
+    #[error("postgres unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl SinkError {
+    /// Errors worth retrying unchanged. A data or schema error would fail again, but every
+    /// value was validated before it got here, so those mean a bug or a damaged schema.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SinkError::Fenced => false,
+            SinkError::Unavailable(_) => true,
+            SinkError::Postgres(e) => match e.code() {
+                None => true, // connection-level: closed, refused, timed out
+                Some(code) => {
+                    let c = code.code();
+                    c.starts_with("08") // connection exception
+                        || c.starts_with("40") // serialization failure, deadlock
+                        || c.starts_with("53") // insufficient resources
+                        || c.starts_with("57") // operator intervention, query canceled
+                        || *code == SqlState::LOCK_NOT_AVAILABLE
+                        || c.starts_with("58") // system error (I/O)
+                }
+            },
+        }
+    }
+}
+
+const FENCE: &str = "
+UPDATE stream_offsets AS o
+   SET next_offset = u.end_offset, high_watermark = u.high_watermark, updated_at = now()
+  FROM unnest($3::int[], $4::bigint[], $5::bigint[], $6::bigint[])
+       AS u(kafka_partition, start_offset, end_offset, high_watermark)
+ WHERE o.consumer_group = $1 AND o.topic = $2
+   AND o.kafka_partition = u.kafka_partition AND o.next_offset = u.start_offset";
+
+const INSERT_EVENTS: &str = "
+INSERT INTO events (event_id, tenant, event_type, order_id, amount_cents, currency, event_time,
+                    topic, kafka_partition, kafka_offset)
+SELECT u.event_id, u.tenant, u.event_type, u.order_id, u.amount_cents, u.currency, u.event_time,
+       $8, u.kafka_partition, u.kafka_offset
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+              $7::timestamptz[], $9::int[], $10::bigint[])
+       AS u(event_id, tenant, event_type, order_id, amount_cents, currency, event_time,
+            kafka_partition, kafka_offset)
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id";
+
+/// Insert, or replace only with a strictly newer (event_time, event_id): the SQL form of
+/// `spine_core::reduce::apply`.
+const UPSERT_ORDERS: &str = "
+INSERT INTO current_orders AS c (tenant, order_id, status, amount_cents, currency, updated_at,
+                                 last_event_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                     $6::timestamptz[], $7::uuid[])
+ON CONFLICT (tenant, order_id) DO UPDATE
+   SET status = EXCLUDED.status, amount_cents = EXCLUDED.amount_cents,
+       currency = EXCLUDED.currency, updated_at = EXCLUDED.updated_at,
+       last_event_id = EXCLUDED.last_event_id
+ WHERE (EXCLUDED.updated_at, EXCLUDED.last_event_id) > (c.updated_at, c.last_event_id)";
+
+const INSERT_DEAD_LETTERS: &str = "
+INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, key, payload, error)
+SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::text[])";
+
+/// Batch ids are handed out under a lock held to the commit, so they increase in commit order
+/// and `max(batch_id)` means "everything up to this batch is visible" to a reader.
+const LOCK_BATCHES: &str = "LOCK TABLE stream_batches IN SHARE ROW EXCLUSIVE MODE";
+
+const INSERT_BATCH: &str = "
+INSERT INTO stream_batches (batch_id, consumer_group, topic, started_at, finished_at, input_rows,
+                            events_inserted, duplicates, orders_upserted, stale_skipped,
+                            dead_lettered, fetch_ms, write_ms, total_ms)
+VALUES ((SELECT coalesce(max(batch_id), 0) + 1 FROM stream_batches), $1, $2, $3,
+        clock_timestamp(), $4, $5, $6, $7, $8, $9, $10::float8, $11::float8, $10::float8 + $11::float8)
+RETURNING batch_id, finished_at";
+
+const INSERT_BATCH_PARTITIONS: &str = "
+INSERT INTO stream_batch_partitions (batch_id, kafka_partition, start_offset, end_offset)
+SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[])";
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Writes `batch` in one transaction. `batch_number` counts this process's batches (for the
+/// crash test hook).
+pub async fn write(
+    client: &mut deadpool_postgres::Object,
+    batch: &Batch,
+    target: &Target<'_>,
+    crash_at: Option<CrashPoint>,
+    batch_number: u64,
+) -> Result<Committed, SinkError> {
+    let started = Instant::now();
+    let tx = client.transaction().await?;
+
+    // 1. The fence: every partition's stored offset must still be where this batch started.
+    let partitions: Vec<i32> = batch.ranges.keys().copied().collect();
+    let starts: Vec<i64> = batch.ranges.values().map(|r| r.start).collect();
+    let ends: Vec<i64> = batch.ranges.values().map(|r| r.end).collect();
+    let hwms: Vec<i64> = batch
+        .ranges
+        .iter()
+        .map(|(p, r)| {
+            target
+                .high_watermarks
+                .get(p)
+                .copied()
+                .unwrap_or(r.end)
+                .max(r.end)
+        })
+        .collect();
+    let fence = tx.prepare_cached(FENCE).await?;
+    let moved = tx
+        .execute(
+            &fence,
+            &[
+                &target.consumer_group,
+                &target.topic,
+                &partitions,
+                &starts,
+                &ends,
+                &hwms,
+            ],
+        )
+        .await?;
+    if moved as usize != partitions.len() {
+        tx.rollback().await?;
+        return Err(SinkError::Fenced);
+    }
+
+    // 2. Events, idempotent by event_id; learn which ones are new.
+    let n = batch.events.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut tenants = Vec::with_capacity(n);
+    let mut types = Vec::with_capacity(n);
+    let mut orders = Vec::with_capacity(n);
+    let mut amounts = Vec::with_capacity(n);
+    let mut currencies = Vec::with_capacity(n);
+    let mut times = Vec::with_capacity(n);
+    let mut event_partitions = Vec::with_capacity(n);
+    let mut offsets = Vec::with_capacity(n);
+    for located in &batch.events {
+        let e = &located.event;
+        ids.push(e.event_id);
+        tenants.push(e.tenant.as_str());
+        types.push(e.event_type.as_str());
+        orders.push(e.order_id.as_str());
+        amounts.push(e.amount_cents);
+        currencies.push(e.currency.as_str());
+        times.push(e.event_time);
+        event_partitions.push(located.partition);
+        offsets.push(located.offset);
+    }
+    let inserted: HashSet<Uuid> = if n == 0 {
+        HashSet::new()
+    } else {
+        let stmt = tx.prepare_cached(INSERT_EVENTS).await?;
+        tx.query(
+            &stmt,
+            &[
+                &ids,
+                &tenants,
+                &types,
+                &orders,
+                &amounts,
+                &currencies,
+                &times,
+                &target.topic,
+                &event_partitions,
+                &offsets,
+            ],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get::<_, Uuid>(0))
+        .collect()
+    };
+
+    // 3. current_orders: only events seen for the first time can change an order (a replay
+    //    was applied when it was first inserted), reduced to the newest per order.
+    let latest = latest_per_order(
+        batch
+            .events
+            .iter()
+            .filter(|l| inserted.contains(&l.event.event_id))
+            .map(|l| &l.event),
+    );
+    let upserted = if latest.is_empty() {
+        0
+    } else {
+        let stmt = tx.prepare_cached(UPSERT_ORDERS).await?;
+        let tenants: Vec<&str> = latest.iter().map(|e| e.tenant.as_str()).collect();
+        let orders: Vec<&str> = latest.iter().map(|e| e.order_id.as_str()).collect();
+        let statuses: Vec<&str> = latest.iter().map(|e| e.event_type.as_str()).collect();
+        let amounts: Vec<i64> = latest.iter().map(|e| e.amount_cents).collect();
+        let currencies: Vec<&str> = latest.iter().map(|e| e.currency.as_str()).collect();
+        let times: Vec<DateTime<Utc>> = latest.iter().map(|e| e.event_time).collect();
+        let ids: Vec<Uuid> = latest.iter().map(|e| e.event_id).collect();
+        tx.execute(
+            &stmt,
+            &[
+                &tenants,
+                &orders,
+                &statuses,
+                &amounts,
+                &currencies,
+                &times,
+                &ids,
+            ],
+        )
+        .await? as usize
+    };
+
+    // 4. Dead letters, byte for byte.
+    if !batch.dead_letters.is_empty() {
+        let stmt = tx.prepare_cached(INSERT_DEAD_LETTERS).await?;
+        let d = &batch.dead_letters;
+        let partitions: Vec<i32> = d.iter().map(|x| x.partition).collect();
+        let offsets: Vec<i64> = d.iter().map(|x| x.offset).collect();
+        let keys: Vec<Option<&[u8]>> = d.iter().map(|x| x.key.as_deref()).collect();
+        let payloads: Vec<Option<&[u8]>> = d.iter().map(|x| x.payload.as_deref()).collect();
+        let errors: Vec<&str> = d.iter().map(|x| x.error.as_str()).collect();
+        tx.execute(
+            &stmt,
+            &[
+                &target.topic,
+                &partitions,
+                &offsets,
+                &keys,
+                &payloads,
+                &errors,
+            ],
+        )
+        .await?;
+    }
+
+    // 5. The batch's own rows.
+    let duplicates = (n - inserted.len()) + batch.in_batch_duplicates.len();
+    let counts = Committed {
+        batch_id: 0,
+        input_rows: batch.input_rows(),
+        events_inserted: inserted.len(),
+        duplicates,
+        orders_upserted: upserted,
+        stale_skipped: latest.len() - upserted,
+        dead_lettered: batch.dead_letters.len(),
+        finished_at: Utc::now(),
+        write_time: Duration::ZERO,
+    };
+    tx.batch_execute(LOCK_BATCHES).await?;
+    let stmt = tx.prepare_cached(INSERT_BATCH).await?;
+    let as_i32 = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
+    let row = tx
+        .query_one(
+            &stmt,
+            &[
+                &target.consumer_group,
+                &target.topic,
+                &batch.started_at,
+                &as_i32(counts.input_rows),
+                &as_i32(counts.events_inserted),
+                &as_i32(counts.duplicates),
+                &as_i32(counts.orders_upserted),
+                &as_i32(counts.stale_skipped),
+                &as_i32(counts.dead_lettered),
+                &ms(batch.fetch_time),
+                &ms(started.elapsed()),
+            ],
+        )
+        .await?;
+    let batch_id: i64 = row.get(0);
+    let finished_at: DateTime<Utc> = row.get(1);
+    let stmt = tx.prepare_cached(INSERT_BATCH_PARTITIONS).await?;
+    tx.execute(&stmt, &[&batch_id, &partitions, &starts, &ends])
+        .await?;
+
+    if crash_at == Some(CrashPoint::BeforeCommit(batch_number)) {
+        crash("before-commit", batch_number);
+    }
+    tx.commit().await?;
+    if crash_at == Some(CrashPoint::AfterCommit(batch_number)) {
+        crash("after-commit", batch_number);
+    }
+    Ok(Committed {
+        batch_id,
+        finished_at,
+        write_time: started.elapsed(),
+        ..counts
+    })
+}
+
+fn crash(point: &str, batch_number: u64) -> ! {
+    eprintln!("spine-processor: test hook: aborting {point} of batch {batch_number}");
+    std::process::abort();
+}
+
+/// The stored offsets of `partitions`, creating rows at offset 0 for partitions this group
+/// has never read (0 = the start of the partition: a new group reads the whole topic).
+pub async fn load_or_init_offsets(
+    client: &impl GenericClient,
+    consumer_group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, i64>, tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO stream_offsets (consumer_group, topic, kafka_partition, next_offset)
+             SELECT $1, $2, p, 0 FROM unnest($3::int[]) AS p
+             ON CONFLICT DO NOTHING",
+            &[&consumer_group, &topic, &partitions],
+        )
+        .await?;
+    load_offsets(client, consumer_group, topic, partitions).await
+}
+
+/// The stored offsets of `partitions` (partitions without a row are left out).
+pub async fn load_offsets(
+    client: &impl GenericClient,
+    consumer_group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, i64>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT kafka_partition, next_offset FROM stream_offsets
+              WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = ANY($3)",
+            &[&consumer_group, &topic, &partitions],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1)))
+        .collect())
+}

@@ -1,0 +1,149 @@
+//! Notices partitions that no member of the group is processing.
+//!
+//! A consumer group hands every partition to a live member, and that member moves the stored
+//! offset whenever there is something to read. Some brokers get this wrong: Tansu 0.6 drops a
+//! member that died without leaving (SIGKILL) but does not start a new rebalance, so its
+//! partitions stay with nobody and the survivors are never told. The symptom is visible from
+//! any member: a partition it does not own has records waiting (its end is past its stored
+//! offset) and the stored offset has not moved for a while. Re-joining the group forces the
+//! rebalance the broker skipped. On a healthy broker this never fires (an owner commits), and
+//! repeated firing backs off, so a merely slow owner costs at most an occasional rebalance.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long a partition with records waiting may go without its stored offset moving.
+pub const STALL_AFTER: Duration = Duration::from_secs(15);
+/// How often members compare notes (reads Postgres and the partitions' ends).
+pub const CHECK_EVERY: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+#[derive(Debug)]
+pub struct StallWatch {
+    /// partition -> (stored offset last seen, when it last changed)
+    seen: BTreeMap<i32, (i64, Instant)>,
+    /// No re-join before this instant (backs off while re-joining does not help).
+    quiet_until: Instant,
+    backoff: Duration,
+}
+
+impl StallWatch {
+    pub fn new(now: Instant) -> StallWatch {
+        StallWatch {
+            seen: BTreeMap::new(),
+            quiet_until: now + STALL_AFTER,
+            backoff: STALL_AFTER,
+        }
+    }
+
+    /// The assignment changed: give the new owners time to start.
+    pub fn reset(&mut self, now: Instant) {
+        self.seen.clear();
+        self.quiet_until = now + STALL_AFTER;
+    }
+
+    /// Feeds what was observed for the partitions this member does NOT own: their stored
+    /// offsets and ends. Returns the stalled partitions when it is time to re-join.
+    pub fn observe(&mut self, now: Instant, others: &BTreeMap<i32, (i64, i64)>) -> Vec<i32> {
+        self.seen.retain(|p, _| others.contains_key(p));
+        let mut stalled = Vec::new();
+        for (&p, &(stored, end)) in others {
+            let entry = self.seen.entry(p).or_insert((stored, now));
+            if entry.0 != stored {
+                *entry = (stored, now);
+            }
+            if end > stored && now.duration_since(entry.1) >= STALL_AFTER {
+                stalled.push(p);
+            }
+        }
+        if stalled.is_empty() {
+            self.backoff = STALL_AFTER;
+            return stalled;
+        }
+        if now < self.quiet_until {
+            return Vec::new();
+        }
+        self.quiet_until = now + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        stalled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn others(list: &[(i32, i64, i64)]) -> BTreeMap<i32, (i64, i64)> {
+        list.iter().map(|&(p, s, e)| (p, (s, e))).collect()
+    }
+
+    #[test]
+    fn a_partition_with_waiting_records_and_no_progress_is_stalled() {
+        let t0 = Instant::now();
+        let mut w = StallWatch::new(t0);
+        assert!(w.observe(t0, &others(&[(1, 10, 50)])).is_empty());
+        assert!(w
+            .observe(t0 + Duration::from_secs(10), &others(&[(1, 10, 50)]))
+            .is_empty());
+        assert_eq!(
+            w.observe(t0 + STALL_AFTER, &others(&[(1, 10, 50)])),
+            vec![1]
+        );
+    }
+
+    #[test]
+    fn progress_or_an_idle_partition_is_not_stalled() {
+        let t0 = Instant::now();
+        let mut w = StallWatch::new(t0);
+        w.observe(t0, &others(&[(1, 10, 50), (2, 7, 7)]));
+        // Partition 1 moves; partition 2 has nothing to read.
+        let later = t0 + STALL_AFTER;
+        assert!(w
+            .observe(later, &others(&[(1, 20, 60), (2, 7, 7)]))
+            .is_empty());
+        assert!(w
+            .observe(
+                later + Duration::from_secs(10),
+                &others(&[(1, 30, 60), (2, 7, 7)])
+            )
+            .is_empty());
+    }
+
+    #[test]
+    fn re_joining_backs_off_while_it_does_not_help() {
+        let t0 = Instant::now();
+        let mut w = StallWatch::new(t0);
+        let stuck = others(&[(0, 0, 9)]);
+        w.observe(t0, &stuck);
+        let first = t0 + STALL_AFTER;
+        assert_eq!(w.observe(first, &stuck), vec![0]);
+        // Right after a re-join nothing fires, however long it stays stuck, until the backoff.
+        assert!(w.observe(first + Duration::from_secs(5), &stuck).is_empty());
+        assert_eq!(w.observe(first + STALL_AFTER, &stuck), vec![0]);
+        assert!(
+            w.observe(first + STALL_AFTER + STALL_AFTER, &stuck)
+                .is_empty(),
+            "now 30 s apart"
+        );
+        assert_eq!(w.observe(first + STALL_AFTER * 4, &stuck), vec![0]);
+    }
+
+    #[test]
+    fn a_new_assignment_gets_time_to_start() {
+        let t0 = Instant::now();
+        let mut w = StallWatch::new(t0);
+        w.observe(t0, &others(&[(0, 0, 9)]));
+        let t1 = t0 + Duration::from_secs(14);
+        w.reset(t1);
+        assert!(w
+            .observe(t1 + Duration::from_secs(1), &others(&[(0, 0, 9)]))
+            .is_empty());
+        assert!(w
+            .observe(t1 + Duration::from_secs(10), &others(&[(0, 0, 9)]))
+            .is_empty());
+        assert_eq!(
+            w.observe(t1 + Duration::from_secs(16), &others(&[(0, 0, 9)])),
+            vec![0]
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! Helpers shared by the processor's integration tests.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use spine_core::event::{Currency, Event, EventType};
+use spine_testkit::kafka::Raw;
+use spine_testkit::TestDb;
+use uuid::Uuid;
+
+pub fn event(tenant: &str, order: &str, ty: EventType, secs: i64, id: u128) -> Event {
+    Event {
+        event_id: Uuid::from_u128(id),
+        tenant: tenant.into(),
+        event_type: ty,
+        order_id: order.into(),
+        amount_cents: 1000 + secs,
+        currency: Currency::USD,
+        event_time: Utc
+            .timestamp_opt(1_764_000_000 + secs, 0)
+            .single()
+            .expect("valid time"),
+    }
+}
+
+/// A record carrying `e`, keyed by tenant as the producer does.
+pub fn raw(partition: i32, e: &Event) -> Raw {
+    Raw {
+        partition,
+        key: Some(e.tenant.clone().into_bytes()),
+        value: Some(e.to_json()),
+    }
+}
+
+pub fn raw_bytes(partition: i32, value: &[u8]) -> Raw {
+    Raw {
+        partition,
+        key: Some(b"junk".to_vec()),
+        value: Some(value.to_vec()),
+    }
+}
+
+/// Processor arguments for a test: port 0 for metrics, the test's database, a fast trigger.
+pub fn args(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    db: &TestDb,
+    extra: &[&str],
+) -> spine_processor::ProcessorArgs {
+    use clap::Parser;
+    let url = db.url();
+    let mut argv = vec![
+        "spine-processor",
+        "--kafka-bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--consumer-group",
+        group,
+        "--database-url",
+        &url,
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--trigger-interval-ms",
+        "200",
+    ];
+    argv.extend_from_slice(extra);
+    spine_processor::ProcessorArgs::try_parse_from(argv).expect("valid test arguments")
+}
+
+/// Environment for running the real binary against the test's broker and database.
+pub fn env(bootstrap: &str, topic: &str, group: &str, db: &TestDb) -> Vec<(String, String)> {
+    vec![
+        ("KAFKA_BOOTSTRAP".into(), bootstrap.into()),
+        ("TOPIC".into(), topic.into()),
+        ("CONSUMER_GROUP".into(), group.into()),
+        ("DATABASE_URL".into(), db.url()),
+        ("METRICS_ADDR".into(), "127.0.0.1:0".into()),
+        ("TRIGGER_INTERVAL_MS".into(), "100".into()),
+        ("RUST_LOG".into(), "info".into()),
+    ]
+}
+
+/// The processor binary, with the test's environment and nothing inherited that could
+/// change its configuration.
+pub fn processor_command(env: &[(String, String)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spine-processor"));
+    for var in [
+        "KAFKA_BOOTSTRAP",
+        "TOPIC",
+        "CONSUMER_GROUP",
+        "TRIGGER_INTERVAL_MS",
+        "MAX_BATCH_ROWS",
+        "POSTGRES_HOST",
+        "POSTGRES_PORT",
+        "POSTGRES_DB",
+        "POSTGRES_USER",
+        "POSTGRES_PASSWORD",
+        "DATABASE_URL",
+        "METRICS_ADDR",
+        "LOG_FORMAT",
+        "SPINE_CRASH_AT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+/// Everything the processor wrote, read back for assertions.
+#[derive(Debug)]
+pub struct Stored {
+    /// event_id -> (partition, offset)
+    pub events: BTreeMap<Uuid, (i32, i64)>,
+    pub event_rows: i64,
+    /// (tenant, order_id) -> (status, last_event_id)
+    pub orders: BTreeMap<(String, String), (String, Uuid)>,
+    /// (partition, offset) -> error
+    pub dead_letters: BTreeMap<(i32, i64), String>,
+    pub dead_letter_rows: i64,
+    pub offsets: BTreeMap<i32, i64>,
+}
+
+pub async fn stored(db: &TestDb, group: &str, topic: &str) -> Stored {
+    let c = db.connect().await;
+    let events = c
+        .query(
+            "SELECT event_id, kafka_partition, kafka_offset FROM events",
+            &[],
+        )
+        .await
+        .expect("events");
+    let orders = c
+        .query(
+            "SELECT tenant, order_id, status, last_event_id FROM current_orders",
+            &[],
+        )
+        .await
+        .expect("orders");
+    let dead = c
+        .query(
+            "SELECT kafka_partition, kafka_offset, error FROM dead_letters",
+            &[],
+        )
+        .await
+        .expect("dead letters");
+    let offsets = c
+        .query(
+            "SELECT kafka_partition, next_offset FROM stream_offsets WHERE consumer_group = $1 AND topic = $2",
+            &[&group, &topic],
+        )
+        .await
+        .expect("offsets");
+    Stored {
+        event_rows: events.len() as i64,
+        events: events
+            .iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect(),
+        orders: orders
+            .iter()
+            .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
+            .collect(),
+        dead_letter_rows: dead.len() as i64,
+        dead_letters: dead
+            .iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect(),
+        offsets: offsets.iter().map(|r| (r.get(0), r.get(1))).collect(),
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

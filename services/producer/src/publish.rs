@@ -1,0 +1,233 @@
+//! Getting events onto the topic: topic creation, an idempotent producer, pacing, flushing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use prometheus::{opts, IntCounter, IntCounterVec, Registry};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use spine_core::event::EventType;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::generator::Generator;
+use crate::{sleep_unless, Produced};
+
+/// `spine_producer_events_total{tenant,event_type}`, counted on delivery.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// One counter per (tenant index, event type index), so the hot path does no lookups.
+    by_label: Vec<IntCounter>,
+    types: usize,
+}
+
+impl Metrics {
+    pub fn new(tenants: &[String]) -> Metrics {
+        let registry = Registry::new();
+        let events = IntCounterVec::new(
+            opts!(
+                "spine_producer_events_total",
+                "Events acknowledged by the broker"
+            ),
+            &["tenant", "event_type"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(events.clone()))
+            .expect("unique metric");
+        let by_label = tenants
+            .iter()
+            .flat_map(|t| EventType::ALL.iter().map(move |ty| (t, ty)))
+            .map(|(t, ty)| events.with_label_values(&[t.as_str(), ty.as_str()]))
+            .collect();
+        Metrics {
+            registry,
+            by_label,
+            types: EventType::ALL.len(),
+        }
+    }
+
+    fn label_index(&self, tenant: usize, event_type: EventType) -> usize {
+        let ty = EventType::ALL
+            .iter()
+            .position(|t| *t == event_type)
+            .unwrap_or(0);
+        tenant * self.types + ty
+    }
+}
+
+pub struct DeliveryContext {
+    metrics: Metrics,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    last_error: Mutex<Option<Instant>>,
+}
+
+impl ClientContext for DeliveryContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|at| at.elapsed() > Duration::from_secs(30)) {
+            warn!(error = %error, reason, "kafka client error (retrying)");
+            *last = Some(Instant::now());
+        }
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, label: usize) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+                if let Some(c) = self.metrics.by_label.get(label) {
+                    c.inc();
+                }
+            }
+            Err((e, _)) => {
+                if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                    warn!(error = %e, "an event could not be delivered");
+                }
+            }
+        }
+    }
+}
+
+pub type EventProducer = ThreadedProducer<DeliveryContext>;
+
+pub fn create_producer(bootstrap: &str, metrics: Metrics) -> anyhow::Result<EventProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("client.id", "spine-producer")
+        // Exactly one copy of each event per send, in order per partition, even on retries.
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        // lz4 or nothing: the local broker cannot read snappy back (SPEC.md).
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        // Keep retrying while the broker is away; the generator pauses when the queue is full.
+        .set("message.timeout.ms", "0")
+        .create_with_context(DeliveryContext {
+            metrics,
+            delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        })
+        .context("creating the Kafka producer")
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists, retrying while the broker
+/// does not answer.
+pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("creating the Kafka admin client")?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match admin.create_topics([&new], &opts).await {
+            Ok(results) => match results.into_iter().next() {
+                Some(Ok(_)) => {
+                    info!(topic, partitions, "created the topic");
+                    return Ok(());
+                }
+                Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => return Ok(()),
+                Some(Err((_, e))) => warn!(topic, error = %e, "cannot create the topic yet"),
+            },
+            Err(e) => warn!(topic, error = %e, "cannot reach the broker to create the topic yet"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Generates and sends events at `rate` per second (0 = as fast as possible) until `count`
+/// or shutdown, then flushes.
+pub fn produce_loop(
+    producer: &EventProducer,
+    topic: &str,
+    generator: &mut Generator,
+    rate: u64,
+    count: Option<u64>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Produced> {
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut last_report = Instant::now();
+    while count.is_none_or(|c| sent < c) && !shutdown.is_cancelled() {
+        if rate > 0 {
+            let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+            if sent >= due {
+                let next = Duration::from_secs_f64((sent + 1) as f64 / rate as f64);
+                let wait = next
+                    .saturating_sub(started.elapsed())
+                    .min(Duration::from_millis(50));
+                std::thread::sleep(wait);
+                continue;
+            }
+        }
+        let event = generator.next_event(chrono::Utc::now());
+        let label = producer
+            .context()
+            .metrics
+            .label_index(generator.tenant_index(&event.tenant), event.event_type);
+        let payload = event.to_json();
+        let mut record = BaseRecord::with_opaque_to(topic, label)
+            .key(event.tenant.as_str())
+            .payload(payload.as_slice());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The broker is slow or away: wait for deliveries to make room.
+                    record = back;
+                    if !sleep_unless(shutdown, Duration::from_millis(5)) {
+                        return finish(producer, sent);
+                    }
+                }
+                Err((e, _)) => return Err(anyhow::anyhow!(e).context("sending an event")),
+            }
+        }
+        sent += 1;
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            last_report = Instant::now();
+            info!(
+                sent,
+                delivered = producer.context().delivered.load(Ordering::Relaxed),
+                rate = (sent as f64 / started.elapsed().as_secs_f64()) as u64,
+                "producing"
+            );
+        }
+    }
+    finish(producer, sent)
+}
+
+fn finish(producer: &EventProducer, sent: u64) -> anyhow::Result<Produced> {
+    info!(sent, "flushing");
+    if let Err(e) = producer.flush(Duration::from_secs(30)) {
+        warn!(error = %e, "not everything was delivered within 30 s of stopping");
+    }
+    let ctx = producer.context();
+    let produced = Produced {
+        sent,
+        delivered: ctx.delivered.load(Ordering::Relaxed),
+        failed: ctx.failed.load(Ordering::Relaxed),
+    };
+    info!(
+        sent = produced.sent,
+        delivered = produced.delivered,
+        failed = produced.failed,
+        "stopped"
+    );
+    Ok(produced)
+}
