@@ -1,0 +1,145 @@
+//! `GET /batches?limit=`: the processor's recent micro-batches with their offset ranges, and
+//! where each partition stands.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{RawQuery, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct BatchPartition {
+    pub partition: i32,
+    pub start_offset: i64,
+    pub end_offset: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Batch {
+    pub batch_id: i64,
+    pub consumer_group: String,
+    pub topic: String,
+    #[serde(serialize_with = "super::rfc3339")]
+    pub started_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::rfc3339")]
+    pub finished_at: DateTime<Utc>,
+    pub input_rows: i32,
+    pub events_inserted: i32,
+    pub duplicates: i32,
+    pub orders_upserted: i32,
+    pub stale_skipped: i32,
+    pub dead_lettered: i32,
+    pub fetch_ms: f64,
+    pub write_ms: f64,
+    pub total_ms: f64,
+    pub partitions: Vec<BatchPartition>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PartitionState {
+    pub consumer_group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub next_offset: i64,
+    pub high_watermark: Option<i64>,
+    pub lag: Option<i64>,
+    #[serde(serialize_with = "super::rfc3339")]
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchesResponse {
+    pub batches: Vec<Batch>,
+    pub partitions: Vec<PartitionState>,
+}
+
+pub const DEFAULT_LIMIT: i64 = 20;
+pub const MAX_LIMIT: i64 = 500;
+
+const BATCHES: &str = "
+SELECT batch_id, consumer_group, topic, started_at, finished_at, input_rows, events_inserted,
+       duplicates, orders_upserted, stale_skipped, dead_lettered, fetch_ms, write_ms, total_ms
+  FROM stream_batches ORDER BY batch_id DESC LIMIT $1";
+
+const RANGES: &str = "
+SELECT batch_id, kafka_partition, start_offset, end_offset
+  FROM stream_batch_partitions WHERE batch_id = ANY($1) ORDER BY batch_id, kafka_partition";
+
+const OFFSETS: &str = "
+SELECT consumer_group, topic, kafka_partition, next_offset, high_watermark, updated_at
+  FROM stream_offsets ORDER BY consumer_group, topic, kafka_partition";
+
+pub async fn batches(
+    State(app): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<BatchesResponse>, ApiError> {
+    let params = Params::parse(raw.as_deref(), &["limit"])?;
+    let limit = params.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
+
+    let client = app.pool.get().await?;
+    let (batches, offsets) = (
+        client.prepare_cached(BATCHES).await?,
+        client.prepare_cached(OFFSETS).await?,
+    );
+    let rows = client.query(&batches, &[&limit]).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let ranges_stmt = client.prepare_cached(RANGES).await?;
+    let mut ranges: BTreeMap<i64, Vec<BatchPartition>> = BTreeMap::new();
+    for r in client.query(&ranges_stmt, &[&ids]).await? {
+        ranges.entry(r.get(0)).or_default().push(BatchPartition {
+            partition: r.get(1),
+            start_offset: r.get(2),
+            end_offset: r.get(3),
+        });
+    }
+    let batches = rows
+        .iter()
+        .map(|r| {
+            let batch_id: i64 = r.get(0);
+            Batch {
+                batch_id,
+                consumer_group: r.get(1),
+                topic: r.get(2),
+                started_at: r.get(3),
+                finished_at: r.get(4),
+                input_rows: r.get(5),
+                events_inserted: r.get(6),
+                duplicates: r.get(7),
+                orders_upserted: r.get(8),
+                stale_skipped: r.get(9),
+                dead_lettered: r.get(10),
+                fetch_ms: r.get(11),
+                write_ms: r.get(12),
+                total_ms: r.get(13),
+                partitions: ranges.remove(&batch_id).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let partitions = client
+        .query(&offsets, &[])
+        .await?
+        .iter()
+        .map(|r| {
+            let next_offset: i64 = r.get(3);
+            let high_watermark: Option<i64> = r.get(4);
+            PartitionState {
+                consumer_group: r.get(0),
+                topic: r.get(1),
+                partition: r.get(2),
+                next_offset,
+                high_watermark,
+                lag: high_watermark.map(|h| (h - next_offset).max(0)),
+                updated_at: r.get(5),
+            }
+        })
+        .collect();
+    Ok(Json(BatchesResponse {
+        batches,
+        partitions,
+    }))
+}

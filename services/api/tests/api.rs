@@ -1,0 +1,369 @@
+//! The API against a real Postgres, served on port 0 and called over HTTP.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use spine_api::AppState;
+use spine_testkit::{postgres, TestDb};
+use tokio_util::sync::CancellationToken;
+
+struct Server {
+    base: String,
+    db: TestDb,
+    http: reqwest::Client,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl Server {
+    /// A migrated database with nothing in it, and the API serving it on a free port.
+    async fn start() -> Server {
+        let db = postgres().fresh_database().await;
+        let mut client = db.connect().await;
+        spine_core::schema::migrate(&mut client)
+            .await
+            .expect("migrate");
+        Self::serve(db, None).await
+    }
+
+    async fn serve(db: TestDb, config: Option<tokio_postgres::Config>) -> Server {
+        let config = config.unwrap_or_else(|| db.config());
+        let pool = spine_core::db::pool(config, 4, Duration::from_secs(5)).expect("pool");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let stop = CancellationToken::new();
+        tokio::spawn(spine_api::serve(
+            listener,
+            AppState::new(pool),
+            stop.clone(),
+        ));
+        Server {
+            base,
+            db,
+            http: reqwest::Client::new(),
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let r = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        let headers = r.headers().clone();
+        (status, headers, r.text().await.expect("body"))
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        let (status, _, body) = self.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        serde_json::from_str(&body).expect("json")
+    }
+
+    async fn sql(&self, sql: &str) {
+        self.db
+            .connect()
+            .await
+            .batch_execute(sql)
+            .await
+            .expect("seed sql");
+    }
+}
+
+/// Orders and one batch, as the processor would have left them.
+const SEED: &str = "
+INSERT INTO current_orders (tenant, order_id, status, amount_cents, currency, updated_at, last_event_id) VALUES
+ ('acme',    'ord-1', 'order_placed',    1000, 'USD', '2026-11-25T12:00:01Z', '00000000-0000-0000-0000-000000000001'),
+ ('acme',    'ord-2', 'order_paid',      2000, 'USD', '2026-11-25T12:00:02Z', '00000000-0000-0000-0000-000000000002'),
+ ('acme',    'ord-3', 'order_shipped',   3000, 'USD', '2026-11-25T12:00:03Z', '00000000-0000-0000-0000-000000000003'),
+ ('globex',  'ord-1', 'order_cancelled', 4000, 'EUR', '2026-11-25T12:00:04.123456Z', '00000000-0000-0000-0000-000000000004'),
+ ('<img src=x onerror=alert(1)>', 'ord-\"><script>alert(2)</script>', 'order_paid', 5000, 'USD', '2026-11-25T12:00:05Z', '00000000-0000-0000-0000-000000000005');
+INSERT INTO stream_batches (batch_id, consumer_group, topic, started_at, finished_at, input_rows, events_inserted,
+  duplicates, orders_upserted, stale_skipped, dead_lettered, fetch_ms, write_ms, total_ms)
+ VALUES (7, 'stream-processor', 'events', '2026-11-25T12:00:06Z', '2026-11-25T12:00:06.5Z', 12, 9, 1, 5, 1, 2, 1.5, 3.25, 4.75);
+INSERT INTO stream_batch_partitions VALUES (7, 0, 0, 5), (7, 2, 3, 10);
+INSERT INTO stream_offsets (consumer_group, topic, kafka_partition, next_offset, high_watermark) VALUES
+ ('stream-processor', 'events', 0, 5, 8), ('stream-processor', 'events', 1, 0, NULL), ('stream-processor', 'events', 2, 10, 10);
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_newest_first_with_the_spec_shape() {
+    let s = Server::start().await;
+    let empty = s.json("/orders").await;
+    assert_eq!(empty, json!({"orders": [], "as_of_batch": 0}));
+    s.sql(SEED).await;
+
+    let all = s.json("/orders").await;
+    assert_eq!(all["as_of_batch"], 7);
+    let orders = all["orders"].as_array().expect("array");
+    assert_eq!(orders.len(), 5);
+    assert_eq!(
+        orders[1],
+        json!({"tenant": "globex", "order_id": "ord-1", "status": "order_cancelled",
+               "amount_cents": 4000, "currency": "EUR", "updated_at": "2026-11-25T12:00:04.123456Z"})
+    );
+    let times: Vec<&str> = orders
+        .iter()
+        .map(|o| o["updated_at"].as_str().expect("time"))
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted, "newest first");
+
+    let acme = s.json("/orders?tenant=acme").await;
+    assert_eq!(acme["orders"].as_array().expect("array").len(), 3);
+    let paid = s.json("/orders?status=order_paid").await;
+    let tenants: Vec<&str> = paid["orders"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|o| o["tenant"].as_str().expect("t"))
+        .collect();
+    assert_eq!(tenants, vec!["<img src=x onerror=alert(1)>", "acme"]);
+    let both = s
+        .json("/orders?tenant=acme&status=order_shipped&limit=1")
+        .await;
+    assert_eq!(both["orders"][0]["order_id"], "ord-3");
+    let limited = s.json("/orders?limit=2").await;
+    assert_eq!(limited["orders"].as_array().expect("array").len(), 2);
+    let nobody = s.json("/orders?tenant=nobody").await;
+    assert_eq!(nobody, json!({"orders": [], "as_of_batch": 7}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_orders_revenue_and_statuses_and_follow_new_batches() {
+    let s = Server::start().await;
+    assert_eq!(
+        s.json("/stats").await,
+        json!({"tenants": [], "as_of_batch": 0})
+    );
+    s.sql(SEED).await;
+    let stats = s.json("/stats").await;
+    assert_eq!(stats["as_of_batch"], 7);
+    assert_eq!(
+        stats["tenants"][1],
+        json!({"tenant": "acme", "orders": 3, "revenue_cents": 5000,
+               "by_status": {"order_placed": 1, "order_paid": 1, "order_shipped": 1, "order_cancelled": 0}})
+    );
+    assert_eq!(
+        stats["tenants"][2]["revenue_cents"], 0,
+        "a cancelled order is no revenue"
+    );
+    assert_eq!(
+        s.json("/stats?tenant=globex").await["tenants"]
+            .as_array()
+            .expect("array")
+            .len(),
+        1
+    );
+
+    // A new batch lands: the cached answer must not be served any more.
+    s.sql("UPDATE current_orders SET status = 'order_shipped' WHERE tenant = 'acme' AND order_id = 'ord-1';
+           INSERT INTO stream_batches SELECT 8, consumer_group, topic, started_at, finished_at, 1, 0, 0, 1, 0, 0, 1, 1, 2
+             FROM stream_batches WHERE batch_id = 7;")
+        .await;
+    let after = s.json("/stats").await;
+    assert_eq!(after["as_of_batch"], 8);
+    assert_eq!(after["tenants"][1]["revenue_cents"], 6000);
+    assert_eq!(after["tenants"][1]["by_status"]["order_placed"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_show_ranges_and_each_partitions_lag() {
+    let s = Server::start().await;
+    s.sql(SEED).await;
+    let b = s.json("/batches").await;
+    let batch = &b["batches"][0];
+    assert_eq!(batch["batch_id"], 7);
+    assert_eq!(batch["input_rows"], 12);
+    assert_eq!(batch["dead_lettered"], 2);
+    assert_eq!(batch["total_ms"], 4.75);
+    assert_eq!(batch["started_at"], "2026-11-25T12:00:06.000000Z");
+    assert_eq!(
+        batch["partitions"],
+        json!([{"partition": 0, "start_offset": 0, "end_offset": 5}, {"partition": 2, "start_offset": 3, "end_offset": 10}])
+    );
+    let parts = b["partitions"].as_array().expect("array");
+    assert_eq!(parts.len(), 3);
+    assert_eq!(
+        (
+            parts[0]["next_offset"].clone(),
+            parts[0]["high_watermark"].clone(),
+            parts[0]["lag"].clone()
+        ),
+        (json!(5), json!(8), json!(3))
+    );
+    assert_eq!(parts[1]["lag"], Value::Null, "unknown end, unknown lag");
+    assert_eq!(parts[2]["lag"], 0);
+    assert_eq!(
+        s.json("/batches?limit=1").await["batches"]
+            .as_array()
+            .expect("array")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_parameter_is_a_400_naming_it() {
+    let s = Server::start().await;
+    let long_tenant = format!("/orders?tenant={}", "x".repeat(10_240));
+    let cases: Vec<(&str, &str)> = vec![
+        ("/orders?limit=0", "limit"),
+        ("/orders?limit=abc", "limit"),
+        ("/orders?limit=100000", "limit"),
+        ("/orders?limit=1.5", "limit"),
+        ("/orders?status=nope", "status"),
+        (&long_tenant, "tenant"),
+        ("/orders?tenant=", "tenant"),
+        ("/orders?tenant=a%00b", "tenant"),
+        ("/orders?limt=5", "limt"),
+        ("/orders?limit=5&limit=6", "limit"),
+        ("/batches?limit=501", "limit"),
+        ("/batches?limit=0", "limit"),
+        ("/stats?status=order_paid", "status"),
+    ];
+    for (path, name) in cases {
+        let (status, headers, body) = s.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(headers["content-type"], "application/json");
+        let v: Value = serde_json::from_str(&body).expect("json error");
+        let error = v["error"].as_str().expect("error text");
+        assert!(error.contains(name), "{path}: {error}");
+        assert!(error.len() < 300, "the error stays short: {error}");
+    }
+    let (status, _, body) = s.get("/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, r#"{"error":"not found"}"#);
+    let r = s
+        .http
+        .post(format!("{}/orders", s.base))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // Whatever a client sends, nothing answers 500.
+    for path in [
+        "/orders?%ff=1",
+        "/orders?tenant=%ff%fe",
+        "/orders?&&&",
+        "/orders?=",
+        "/%2e%2e/etc/passwd",
+        "/orders?limit=99999999999999999999",
+    ] {
+        let (status, _, body) = s.get(path).await;
+        assert!(
+            status.is_client_error() || status.is_success(),
+            "{path}: {status} {body}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_values_reach_the_page_only_as_text() {
+    let s = Server::start().await;
+    s.sql(SEED).await;
+    // The data path: JSON carries the exact characters; the page is static and its script
+    // only ever inserts values as text.
+    let body = s.get("/orders").await.2;
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert!(v["orders"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .any(|o| o["tenant"] == "<img src=x onerror=alert(1)>"));
+    let (status, headers, page) = s.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/html"));
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .contains("script-src 'self'"));
+    assert!(!page.contains("onerror"), "the page holds no data itself");
+    let (_, headers, script) = s.get("/app.js").await;
+    assert!(headers["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/javascript"));
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+    ] {
+        assert!(!script.contains(sink), "app.js must not use {sink}");
+    }
+    assert!(script.contains("textContent"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_is_uncached_and_unsniffed_and_counted() {
+    let s = Server::start().await;
+    for path in [
+        "/",
+        "/orders",
+        "/stats",
+        "/batches",
+        "/healthz",
+        "/readyz",
+        "/nope",
+        "/orders?limit=0",
+    ] {
+        let (_, headers, _) = s.get(path).await;
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+    }
+    let (_, _, metrics) = s.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"spine_api_requests_total{route="/orders",status="400"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"spine_api_requests_total{route="unmatched",status="404"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("spine_api_request_duration_seconds_bucket{route=\"/stats\""),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_database_it_answers_503_and_stays_up() {
+    let db = postgres().fresh_database().await;
+    let mut nowhere = tokio_postgres::Config::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    nowhere
+        .host("127.0.0.1")
+        .port(closed)
+        .user("postgres")
+        .dbname("x");
+    let s = Server::serve(db.clone(), Some(nowhere)).await;
+    for path in ["/orders", "/stats", "/batches"] {
+        let (status, _, body) = s.get(path).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+        assert_eq!(body, r#"{"error":"database unavailable"}"#);
+    }
+    assert_eq!(s.get("/healthz").await.0, StatusCode::OK);
+    assert_eq!(s.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+
+    // A database without the schema yet: not ready, and the answer says why.
+    let s = Server::serve(db, None).await;
+    let (status, _, body) = s.get("/orders").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("spine-processor creates it"), "{body}");
+    assert_eq!(s.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+}
