@@ -42,7 +42,8 @@ pub struct ProcessorArgs {
     #[command(flatten)]
     pub log: LogArgs,
 
-    /// Test hook: abort the process at a point of the Nth batch (before-commit:N, after-commit:N)
+    /// Test hook: abort at a point of the Nth batch (before-commit:N, after-commit:N), or pause
+    /// 5 s before writing it (pause-before-write:N)
     #[arg(long = "crash-at", env = "SPINE_CRASH_AT", hide = true)]
     pub crash_at: Option<CrashPoint>,
 }
@@ -69,17 +70,21 @@ pub enum CrashPoint {
     BeforeCommit(u64),
     /// Right after the Nth batch committed, before anything else.
     AfterCommit(u64),
+    /// Not a crash: sleep 5 s after cutting the Nth batch, before writing it, so a test can
+    /// freeze the process there (SIGSTOP) and let another replica take over.
+    PauseBeforeWrite(u64),
 }
 
 impl FromStr for CrashPoint {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let expected = || "expected before-commit:N or after-commit:N".to_string();
+        let expected = || "expected before-commit:N, after-commit:N or pause-before-write:N".to_string();
         let (point, n) = s.split_once(':').ok_or_else(expected)?;
         let n: u64 = n.parse().map_err(|_| expected())?;
         match point {
             "before-commit" => Ok(CrashPoint::BeforeCommit(n)),
             "after-commit" => Ok(CrashPoint::AfterCommit(n)),
+            "pause-before-write" => Ok(CrashPoint::PauseBeforeWrite(n)),
             _ => Err(expected()),
         }
     }

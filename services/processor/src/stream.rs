@@ -574,6 +574,10 @@ fn commit(
     batch_number: u64,
 ) -> anyhow::Result<Option<Committed>> {
     let ctx = consumer.context();
+    if cfg.crash_at == Some(CrashPoint::PauseBeforeWrite(batch_number)) {
+        eprintln!("spine-processor: test hook: pausing before writing batch {batch_number} ({})", format_ranges(batch));
+        std::thread::sleep(Duration::from_secs(5));
+    }
     let high_watermarks = ctx.high_watermarks();
     let mut backoff = Backoff::new();
     loop {
