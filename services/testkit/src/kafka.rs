@@ -87,3 +87,48 @@ pub fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64
         })
         .collect()
 }
+
+/// One record as read back from the topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Every record of `topic` from the start of each partition to its current end, read without
+/// a consumer group.
+pub fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<Record> {
+    use rdkafka::message::Message;
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+    let ends = high_watermarks(bootstrap, topic, partitions);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "spine-testkit-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let total: i64 = ends.iter().sum();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while (out.len() as i64) < total {
+        assert!(std::time::Instant::now() < deadline, "read {} of {total} records of {topic}", out.len());
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push(Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+            }),
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out
+}

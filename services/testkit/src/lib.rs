@@ -12,11 +12,13 @@
 //! Servers are stopped, and their directories removed, by a watchdog when the test process
 //! exits, however it exits.
 
+mod bins;
 pub mod kafka;
 mod pg;
 mod process;
 mod tansu;
 
+pub use bins::bin_path;
 pub use pg::{postgres, PgServer, TestDb};
 pub use tansu::{tansu, Tansu};
 
