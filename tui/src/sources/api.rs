@@ -1,0 +1,158 @@
+//! The API poller: `/orders`, `/stats` and `/batches` together, once a second, each with a
+//! short timeout, so a slow or dead API shows as such within a second and never delays the UI.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, watch};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::wall_now;
+use crate::app::{ApiPoll, FetchError, Fetched, Msg};
+use crate::text::SafeText;
+
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(800);
+/// Rows asked of `/orders` and `/batches` (both well within the API's limits).
+pub const ORDERS_LIMIT: u32 = 100;
+pub const BATCHES_LIMIT: u32 = 20;
+
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl ApiClient {
+    pub fn new(base: &str) -> anyhow::Result<ApiClient> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("spine-tui/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(ApiClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// One round: the three requests at once.
+    pub async fn poll(&self, tenant: Option<&SafeText>) -> ApiPoll {
+        let mut orders_query = vec![("limit", ORDERS_LIMIT.to_string())];
+        if let Some(t) = tenant {
+            orders_query.push(("tenant", t.as_str().to_owned()));
+        }
+        let batches_query = [("limit", BATCHES_LIMIT.to_string())];
+        let (orders, stats, batches) = tokio::join!(
+            self.get("/orders", &orders_query),
+            self.get("/stats", &[]),
+            self.get("/batches", &batches_query),
+        );
+        ApiPoll {
+            at: wall_now(),
+            tenant: tenant.cloned(),
+            orders,
+            stats,
+            batches,
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Fetched<T> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| FetchError::Unreachable(describe(e)))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| FetchError::Unreachable(describe(e)))?;
+        if !status.is_success() {
+            #[derive(serde::Deserialize)]
+            struct ErrorBody {
+                error: String,
+            }
+            let message = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|b| b.error)
+                .unwrap_or_default();
+            return Err(FetchError::Status {
+                code: status.as_u16(),
+                message,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| FetchError::Invalid(e.to_string()))
+    }
+}
+
+/// A transport error in a few words: "timed out", or the innermost cause ("Connection refused
+/// (os error 111)") rather than reqwest's "error sending request for url (...)".
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {} ms", REQUEST_TIMEOUT.as_millis());
+    }
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let text = cause.to_string();
+    if e.is_connect() && !text.is_empty() {
+        text
+    } else {
+        e.without_url().to_string()
+    }
+}
+
+/// Polls until `cancel`, at once when the tenant filter changes, and sends each round to the
+/// UI. Ends when the UI has gone.
+pub async fn run(
+    client: ApiClient,
+    tx: mpsc::Sender<Msg>,
+    mut tenant: watch::Receiver<Option<SafeText>>,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut was_up: Option<bool> = None;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+            changed = tenant.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                tick.reset();
+            }
+        }
+        let filter = tenant.borrow_and_update().clone();
+        let poll = tokio::select! {
+            _ = cancel.cancelled() => return,
+            poll = client.poll(filter.as_ref()) => poll,
+        };
+        let up = [
+            poll.orders.is_ok(),
+            poll.stats.is_ok(),
+            poll.batches.is_ok(),
+        ]
+        .contains(&true);
+        if was_up != Some(up) {
+            match (&poll.orders, up) {
+                (_, true) => info!(api = %client.base, "API answers"),
+                (Err(e), false) => {
+                    info!(api = %client.base, error = %e, "API does not answer; retrying every second")
+                }
+                (Ok(_), false) => {}
+            }
+            was_up = Some(up);
+        }
+        debug!(?filter, "API polled");
+        if tx.send(Msg::Api(poll)).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,642 @@
+//! The real `spine-tui` in a real terminal (tmux), against the real `spine-api`, `spine-processor`
+//! and `spine-producer` on a Tansu broker and a throwaway Postgres: the four panes' content is
+//! read off the screen, then the keys, a resize, the API going down and coming back, and the
+//! terminal as it is left after `q` and after a panic.
+//!
+//! The sibling binaries must be built first: `cargo build --workspace --bins`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{event_json, free_port, raw, wait_for_port};
+use spine_testkit::kafka::{high_watermarks, produce};
+use spine_testkit::{postgres, tansu, unique_name};
+
+/// A sibling binary of this workspace (target/debug/deps/e2e-… → target/debug/NAME).
+fn sibling(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target/debug");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{name} is missing ({}): run cargo build --workspace --bins first",
+        path.display()
+    );
+    path
+}
+
+/// A service this test started: killed when the test ends, however it ends.
+struct Service {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Service {
+    fn start(name: &'static str, env: &[(&str, String)], args: &[&str], logs: &Path) -> Service {
+        let log = logs.join(format!("{name}-{}.log", unique_name("run")));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(sibling(name))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Service { name, child, log }
+    }
+
+    fn tail_of_log(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "--- {} (last lines)\n{}",
+            self.name,
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        )
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The last lines of a log, for a failure message.
+fn tail_of_log(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!(
+        "--- {} (last lines)\n{}",
+        path.display(),
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    )
+}
+
+/// A tmux server of this test's own (its own socket), killed at the end.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Runs `command` in a detached `width`×`height` session. The command is wrapped so that
+    /// when it exits, the pane stays and shows its exit status and the terminal's modes.
+    fn start(width: u16, height: u16, command: &str) -> Tmux {
+        let version = Command::new("tmux").arg("-V").output();
+        assert!(
+            version.is_ok_and(|o| o.status.success()),
+            "tmux is needed for this test (apt-get install tmux)"
+        );
+        let tmux = Tmux {
+            socket: unique_name("spine-tui"),
+        };
+        let wrapped = format!("{command}; echo \"exit=$?\"; stty -a; sleep 600");
+        let w = width.to_string();
+        let h = height.to_string();
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-x",
+            &w,
+            "-y",
+            &h,
+            "-s",
+            "tui",
+            "sh",
+            "-c",
+            &wrapped,
+        ]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .env("LANG", "C.UTF-8")
+            .output()
+            .expect("tmux runs");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "tui"])
+    }
+
+    fn keys(&self, keys: &str) {
+        self.run(&["send-keys", "-t", "tui", keys]);
+    }
+
+    fn resize(&self, width: u16, height: u16) {
+        self.run(&[
+            "resize-window",
+            "-t",
+            "tui",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+        ]);
+    }
+
+    /// Polls the screen until `ready` holds; fails with the last screen and `context()`.
+    fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        context: impl Fn() -> String,
+        ready: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; the screen:\n{screen}\n{}",
+                    context()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The terminal is back in cooked mode: canonical input and echo on.
+fn terminal_restored(screen: &str) -> bool {
+    let words: Vec<&str> = screen.split_whitespace().collect();
+    words.contains(&"icanon")
+        && words.contains(&"echo")
+        && !words.contains(&"-icanon")
+        && !words.contains(&"-echo")
+}
+
+/// The lines of a screen between the line holding `title` and the next pane title below it,
+/// cut to the half of the screen the pane is in.
+fn pane(screen: &str, title: &str) -> String {
+    let lines: Vec<&str> = screen.lines().collect();
+    let Some((top, line)) = lines.iter().enumerate().find(|(_, l)| l.contains(title)) else {
+        return String::new();
+    };
+    let column = line.find(title).unwrap_or(0);
+    let right = column > 10;
+    let split = |l: &str| -> String {
+        let chars: Vec<char> = l.chars().collect();
+        let mid = lines[top]
+            .chars()
+            .position(|c| c == '┐' || c == '┓')
+            .unwrap_or(chars.len() / 2);
+        let (a, b) = chars.split_at(mid.min(chars.len()));
+        let side: String = if right {
+            b.iter().skip(1).collect()
+        } else {
+            a.iter().collect()
+        };
+        side
+    };
+    lines[top + 1..]
+        .iter()
+        .take_while(|l| {
+            !(l.contains(" Stats") || l.contains(" Batches") || l.contains(" Micro-batches"))
+                || top > lines.len() / 3
+        })
+        .map(|l| split(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_real_binary_shows_the_four_panes_against_the_real_services() {
+    let logs = tempfile::Builder::new()
+        .prefix("spine-tui-e2e-")
+        .tempdir()
+        .expect("temp dir");
+    let logs = logs.path();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let db = runtime.block_on(postgres().fresh_database());
+    let bootstrap = tansu().bootstrap();
+    let topic = unique_name("tui_e2e");
+    let api_port = free_port();
+    let api_url = format!("http://127.0.0.1:{api_port}");
+    let kafka_env = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("KAFKA_BOOTSTRAP", bootstrap.clone()),
+            ("TOPIC", topic.clone()),
+            ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
+        ];
+        env.extend(extra.iter().cloned());
+        env
+    };
+    let producer_env = kafka_env(&[
+        ("TOPIC_PARTITIONS", "3".into()),
+        ("TENANTS", "acme,globex,initech".into()),
+        ("EVENTS_PER_SECOND", "2000".into()),
+    ]);
+
+    // History: 300 events (the producer creates the topic).
+    let mut history = Service::start("spine-producer", &producer_env, &["--count", "300"], logs);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = history.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "spine-producer --count 300 did not finish\n{}",
+            history.tail_of_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.success(),
+        "spine-producer --count 300 failed\n{}",
+        history.tail_of_log()
+    );
+    let produced: i64 = high_watermarks(&bootstrap, &topic, 3).iter().sum();
+    assert_eq!(
+        produced,
+        300,
+        "spine-producer --count 300 produced {produced} records\n{}",
+        history.tail_of_log()
+    );
+
+    let processor = Service::start(
+        "spine-processor",
+        &kafka_env(&[
+            ("CONSUMER_GROUP", unique_name("tui-e2e")),
+            ("DATABASE_URL", db.url()),
+            ("TRIGGER_INTERVAL_MS", "300".into()),
+        ]),
+        &[],
+        logs,
+    );
+    let api_env = [
+        ("DATABASE_URL", db.url()),
+        ("API_ADDR", format!("127.0.0.1:{api_port}")),
+    ];
+    let mut api = Service::start("spine-api", &api_env, &[], logs);
+    assert!(
+        wait_for_port(api_port, Duration::from_secs(60)),
+        "spine-api does not listen\n{}",
+        api.tail_of_log()
+    );
+
+    let tui_log = logs.join("spine-tui.log");
+    let command = format!(
+        "env SPINE_API={} KAFKA_BOOTSTRAP={} TOPIC={} {} --log-file {}",
+        sh_quote(&api_url),
+        sh_quote(&bootstrap),
+        sh_quote(&topic),
+        sh_quote(env!("CARGO_BIN_EXE_spine-tui")),
+        sh_quote(&tui_log.display().to_string()),
+    );
+    let tmux = Tmux::start(80, 24, &command);
+    let service_logs = [processor.log.clone(), api.log.clone(), tui_log.clone()];
+    let context = || {
+        service_logs
+            .iter()
+            .map(|p| tail_of_log(p))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+
+    // Live records, a malformed one among them: they land on top of the tail.
+    tmux.wait_for("the tail to start", Duration::from_secs(60), context, |s| {
+        s.contains("LIVE") && s.contains("Kafka") && s.contains(" ok")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    produce(
+        &bootstrap,
+        &topic,
+        &[
+            raw(
+                0,
+                "globex",
+                &event_json("globex", "order_paid", "ord-live-1", 4711),
+            ),
+            raw(1, "acme", b"{\"event_id\": \"oops\""),
+            raw(
+                2,
+                "initech",
+                &event_json("initech", "order_placed", "ord-live-2", 1),
+            ),
+        ],
+    );
+
+    // All four panes, read off one 80×24 screen.
+    let screen = tmux.wait_for(
+        "all four panes with data",
+        Duration::from_secs(120),
+        context,
+        |s| {
+            s.contains(&format!("API {api_url} ok"))
+                && s.contains("malformed (key acme)")
+                && s.contains("ord-live-1")
+                && s.contains("Orders #")
+                && s.contains("Stats #")
+                && s.contains("Batches · lag")
+                && s.lines().any(|l| l.starts_with("acme ") && l.contains('│'))
+                && s.lines()
+                    .any(|l| l.starts_with("  placed ") && l.contains("  paid "))
+                && s.lines().any(|l| l.contains("rows") && l.contains(" ms"))
+        },
+    );
+    eprintln!("the screen at 80×24:\n{screen}");
+    let lines: Vec<&str> = screen.lines().collect();
+    assert_eq!(lines.len(), 24, "{screen}");
+    assert!(
+        screen.contains(&format!("Kafka {bootstrap} {topic} ok")),
+        "{screen}"
+    );
+    assert!(
+        lines[23].contains("q/Esc quit") && lines[23].contains("? help"),
+        "{screen}"
+    );
+
+    let tail = pane(&screen, "Tail ·");
+    assert!(
+        tail.lines().next().is_some_and(|l| l
+            .split_whitespace()
+            .eq(["p", "offset", "tenant", "type", "order", "amount"])),
+        "{tail}\n{screen}"
+    );
+    // The producer keys by tenant, so the offsets are whatever its history left: only the
+    // partitions are known.
+    let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    assert!(
+        tail.lines().any(|l| {
+            let w = words(l);
+            w[0] == "1"
+                && w[1].parse::<i64>().is_ok()
+                && l.contains(" malformed (key acme): not a valid")
+        }),
+        "the malformed record on partition 1:\n{tail}"
+    );
+    assert!(
+        tail.lines().any(|l| {
+            let w = words(l);
+            w.len() == 6 && w[0] == "0" && w[2..] == ["globex", "paid", "ord-live-1", "47.11"]
+        }),
+        "{tail}"
+    );
+
+    let orders = pane(&screen, "Orders #");
+    let order_rows: Vec<&str> = orders
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains("ord-"))
+        .collect();
+    assert!(order_rows.len() >= 5, "orders listed:\n{orders}");
+    assert!(
+        order_rows
+            .iter()
+            .all(|l| ["acme", "globex", "inite"].iter().any(|t| l.contains(t))),
+        "{orders}"
+    );
+
+    let stats = pane(&screen, "Stats #");
+    assert!(
+        stats.lines().next().is_some_and(|l| l
+            .split_whitespace()
+            .eq(["tenant", "orders", "revenue", "ev/s"])),
+        "{stats}"
+    );
+    for tenant in ["acme", "globex", "initech"] {
+        assert!(
+            stats.lines().any(|l| l.starts_with(tenant)),
+            "{tenant} in stats:\n{stats}"
+        );
+    }
+    assert!(stats.lines().any(|l| l.starts_with("all ")), "{stats}");
+
+    let batches = pane(&screen, "Batches · lag");
+    assert!(
+        batches
+            .lines()
+            .next()
+            .is_some_and(|l| l
+                .split_whitespace()
+                .eq(["part", "committed", "high", "wm", "lag"])),
+        "{batches}"
+    );
+    for p in 0..3 {
+        assert!(
+            batches
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(&p.to_string())),
+            "partition {p}:\n{batches}"
+        );
+    }
+    assert!(
+        batches
+            .lines()
+            .any(|l| l.starts_with('#') && l.contains(" rows ") && l.contains(" ms")),
+        "{batches}"
+    );
+    assert!(
+        batches
+            .lines()
+            .any(|l| l.trim_start().starts_with("0:") || l.contains(" 0:")),
+        "offset ranges:\n{batches}"
+    );
+
+    // Orders moving: a producer at 20 events/s walks orders through their lifecycle.
+    let live_env = kafka_env(&[
+        ("TOPIC_PARTITIONS", "3".into()),
+        ("TENANTS", "acme,globex,initech".into()),
+        ("EVENTS_PER_SECOND", "20".into()),
+    ]);
+    let _live = Service::start("spine-producer", &live_env, &[], logs);
+    tmux.wait_for(
+        "a rate and changed orders",
+        Duration::from_secs(60),
+        context,
+        |s| {
+            let rate_shown = s.lines().next().is_some() && !s.contains(" 0.0 ev/s");
+            rate_shown
+                && s.lines().any(|l| {
+                    l.contains("┃* ") || l.contains("┃+ ") || l.contains("│* ") || l.contains("│+ ")
+                })
+        },
+    );
+
+    // p: the tail holds still while records keep coming; p again: live.
+    tmux.keys("p");
+    let paused = tmux.wait_for("PAUSED", Duration::from_secs(5), context, |s| {
+        s.contains("PAUSED")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let still = tmux.screen();
+    assert_eq!(
+        pane(&paused, "Tail ·").lines().skip(1).collect::<Vec<_>>(),
+        pane(&still, "Tail ·").lines().skip(1).collect::<Vec<_>>()
+    );
+    tmux.keys("p");
+    tmux.wait_for("LIVE again", Duration::from_secs(5), context, |s| {
+        s.contains("LIVE") && s.contains("p pause")
+    });
+
+    // t: one tenant everywhere.
+    tmux.keys("t");
+    let acme = tmux.wait_for("the acme filter", Duration::from_secs(5), context, |s| {
+        s.contains("tenant acme")
+            && pane(s, "Orders #")
+                .lines()
+                .skip(1)
+                .filter(|l| l.contains("ord-"))
+                .all(|l| l.contains("acme"))
+    });
+    assert!(
+        pane(&acme, "Stats #")
+            .lines()
+            .filter(|l| l.starts_with("globex") || l.starts_with("initech"))
+            .count()
+            == 0,
+        "{acme}"
+    );
+    tmux.keys("t");
+    tmux.keys("t");
+    tmux.keys("t");
+    tmux.wait_for("all tenants again", Duration::from_secs(5), context, |s| {
+        !s.contains("tenant acme") && !s.contains("tenant initech")
+    });
+
+    // Tab moves the focus; ? opens the help, Esc closes it.
+    tmux.keys("Tab");
+    tmux.keys("?");
+    tmux.wait_for("the help", Duration::from_secs(5), context, |s| {
+        s.contains("Help: ? or Esc to close")
+    });
+    tmux.keys("Escape");
+    tmux.wait_for("the help to close", Duration::from_secs(5), context, |s| {
+        !s.contains("Help:")
+    });
+
+    // More room: wider formats, more rows.
+    tmux.resize(160, 48);
+    let wide = tmux.wait_for("the wide layout", Duration::from_secs(5), context, |s| {
+        s.contains("Topic tail · 3 partitions")
+            && s.contains("offsets per partition")
+            && s.contains("event time")
+    });
+    eprintln!("the screen at 160×48:\n{wide}");
+    assert!(wide.lines().count() == 48, "{wide}");
+    assert!(
+        wide.contains("committed offset") && wide.contains("high watermark"),
+        "{wide}"
+    );
+    assert!(
+        wide.lines().filter(|l| l.contains("order_")).count() > 20,
+        "more rows:\n{wide}"
+    );
+
+    // And back: the compact layout again. (Also, leaving the alternate screen at another size
+    // than it was entered at makes tmux pull the UI's lines back into the shell's screen.)
+    tmux.resize(80, 24);
+    tmux.wait_for("the compact layout", Duration::from_secs(5), context, |s| {
+        s.lines().count() == 24 && s.contains("Tail ·") && s.contains("Batches ·")
+    });
+
+    // The API goes down: said in the header, the data stays; it comes back by itself.
+    api.stop();
+    let down = tmux.wait_for("the API down", Duration::from_secs(10), context, |s| {
+        s.contains(&format!("API {api_url} DOWN since"))
+    });
+    assert!(down.contains("API down since"), "{down}");
+    assert!(down.contains("ord-"), "the last orders stay:\n{down}");
+    let _api_again = Service::start("spine-api", &api_env, &[], logs);
+    tmux.wait_for("the API back", Duration::from_secs(60), context, |s| {
+        s.contains(&format!("API {api_url} ok")) && !s.contains("API down")
+    });
+
+    // q: the UI exits 0 and leaves the terminal as it found it.
+    tmux.keys("q");
+    let after = tmux.wait_for("the exit", Duration::from_secs(10), context, |s| {
+        s.contains("exit=") && s.contains("speed ")
+    });
+    assert_eq!(
+        after.lines().find(|l| !l.trim().is_empty()),
+        Some("exit=0"),
+        "the shell's screen is as it was:\n{after}"
+    );
+    assert!(terminal_restored(&after), "raw mode left on:\n{after}");
+    assert!(
+        !after.contains("Tail ·"),
+        "the alternate screen was left:\n{after}"
+    );
+
+    // Logs went to the file, never to the screen.
+    let log = std::fs::read_to_string(&tui_log).expect("the log file");
+    assert!(
+        log.contains("UI started") && log.contains("UI stopped"),
+        "{log}"
+    );
+    assert!(log.contains("API does not answer"), "{log}");
+}
+
+#[test]
+fn a_panic_restores_the_terminal() {
+    let logs = tempfile::Builder::new()
+        .prefix("spine-tui-panic-")
+        .tempdir()
+        .expect("temp dir");
+    let log = logs.path().join("tui.log");
+    let command = format!(
+        "env RUST_BACKTRACE=0 {} --test-panic-after-ms 1500 --api http://127.0.0.1:{} --brokers 127.0.0.1:{} --log-file {}",
+        sh_quote(env!("CARGO_BIN_EXE_spine-tui")),
+        free_port(),
+        free_port(),
+        sh_quote(&log.display().to_string())
+    );
+    let tmux = Tmux::start(80, 24, &command);
+    tmux.wait_for("the UI", Duration::from_secs(10), String::new, |s| {
+        s.contains("Tail ·")
+    });
+    let after = tmux.wait_for("the panic", Duration::from_secs(10), String::new, |s| {
+        s.contains("exit=") && s.contains("speed ")
+    });
+    assert!(
+        after.contains("test panic (--test-panic-after-ms)"),
+        "the panic message is readable:\n{after}"
+    );
+    assert!(!after.contains("exit=0"), "{after}");
+    assert!(terminal_restored(&after), "raw mode left on:\n{after}");
+    assert!(
+        !after.contains("Tail ·"),
+        "the alternate screen was left:\n{after}"
+    );
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(logged.contains("spine-tui panicked"), "{logged}");
+}
