@@ -13,20 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{event_json, free_port, raw, wait_for_port};
 use spine_testkit::kafka::{high_watermarks, produce};
-use spine_testkit::{postgres, tansu, unique_name};
-
-/// A sibling binary of this workspace (target/debug/deps/e2e-… → target/debug/NAME).
-fn sibling(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target/debug");
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{name} is missing ({}): run cargo build --workspace --bins first",
-        path.display()
-    );
-    path
-}
+use spine_testkit::{bin_path, postgres, tansu, unique_name};
 
 /// A service this test started: killed when the test ends, however it ends.
 struct Service {
@@ -39,7 +26,7 @@ impl Service {
     fn start(name: &'static str, env: &[(&str, String)], args: &[&str], logs: &Path) -> Service {
         let log = logs.join(format!("{name}-{}.log", unique_name("run")));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(sibling(name))
+        let child = Command::new(bin_path(name))
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
