@@ -18,3 +18,12 @@ pg_bin_dir() {
   fi
   return 1
 }
+
+# Build artefacts live outside the clone too, so a fresh clone on this machine reuses the
+# compiled dependencies (librdkafka alone takes minutes on 2 cores).
+CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$SPINE_CACHE/target}
+export CARGO_TARGET_DIR
+
+# Where `make up` keeps its state: the clone's .spine/ (logs, pid files, Postgres data).
+SPINE_STATE=${SPINE_STATE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.spine}
+export SPINE_STATE

@@ -8,6 +8,7 @@
 #   scripts/setup.sh apt        only the Debian packages
 #   scripts/setup.sh tansu      only the local broker
 #   scripts/setup.sh pytools    only the Python tools the manifest tests use
+#   scripts/setup.sh benchtools the Python baseline `make bench` compares against
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,6 +60,14 @@ setup_tansu() {
   rm -rf "$SPINE_CACHE/tansu-build"
 }
 
+# Only for `make bench`: the seed's kind of processor (Python, confluent-kafka, psycopg2).
+setup_benchtools() {
+  setup_pytools
+  if "$PYTOOLS/bin/python" -c 'import confluent_kafka, psycopg2' 2>/dev/null; then return 0; fi
+  log "installing confluent-kafka and psycopg2-binary into $PYTOOLS (for the benchmark's baseline)"
+  "$PYTOOLS/bin/pip" install -q --disable-pip-version-check 'confluent-kafka==2.*' 'psycopg2-binary==2.9.*' >&2
+}
+
 setup_pytools() {
   if [ -x "$PYTOOLS/bin/kubernetes-validate" ]; then return 0; fi
   log "installing kubernetes-validate into $PYTOOLS"
@@ -70,6 +79,7 @@ case "${1:-all}" in
   apt) setup_apt ;;
   tansu) setup_tansu ;;
   pytools) setup_pytools ;;
+  benchtools) setup_benchtools ;;
   all) setup_apt; setup_tansu; setup_pytools ;;
-  *) die "unknown step '$1' (apt, tansu, pytools, all)" ;;
+  *) die "unknown step '$1' (apt, tansu, pytools, benchtools, all)" ;;
 esac

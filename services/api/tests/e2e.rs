@@ -16,7 +16,18 @@ const EVENTS: u64 = 2000;
 
 fn run(name: &str, env: &[(&str, &str)], args: &[&str]) {
     let mut cmd = Command::new(bin_path(name));
-    for var in ["KAFKA_BOOTSTRAP", "TOPIC", "CONSUMER_GROUP", "DATABASE_URL", "METRICS_ADDR", "TENANTS", "EVENTS_PER_SECOND", "TRIGGER_INTERVAL_MS", "MAX_BATCH_ROWS", "SPINE_CRASH_AT"] {
+    for var in [
+        "KAFKA_BOOTSTRAP",
+        "TOPIC",
+        "CONSUMER_GROUP",
+        "DATABASE_URL",
+        "METRICS_ADDR",
+        "TENANTS",
+        "EVENTS_PER_SECOND",
+        "TRIGGER_INTERVAL_MS",
+        "MAX_BATCH_ROWS",
+        "SPINE_CRASH_AT",
+    ] {
         cmd.env_remove(var);
     }
     let out = cmd
@@ -25,7 +36,12 @@ fn run(name: &str, env: &[(&str, &str)], args: &[&str]) {
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("running {name}: {e}"));
-    assert!(out.status.success(), "{name} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{name} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,13 +56,24 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
     // The producer creates the topic and writes lifecycles as fast as the broker takes them.
     run(
         "spine-producer",
-        &[("KAFKA_BOOTSTRAP", &broker), ("TOPIC", &topic), ("TOPIC_PARTITIONS", &partitions), ("METRICS_ADDR", "127.0.0.1:0")],
+        &[
+            ("KAFKA_BOOTSTRAP", &broker),
+            ("TOPIC", &topic),
+            ("TOPIC_PARTITIONS", &partitions),
+            ("METRICS_ADDR", "127.0.0.1:0"),
+        ],
         &["--count", &count, "--events-per-second", "0"],
     );
     // The processor drains it and exits; max 700 rows a batch, so there are several batches.
     run(
         "spine-processor",
-        &[("KAFKA_BOOTSTRAP", &broker), ("TOPIC", &topic), ("DATABASE_URL", &url), ("METRICS_ADDR", "127.0.0.1:0"), ("MAX_BATCH_ROWS", "700")],
+        &[
+            ("KAFKA_BOOTSTRAP", &broker),
+            ("TOPIC", &topic),
+            ("DATABASE_URL", &url),
+            ("METRICS_ADDR", "127.0.0.1:0"),
+            ("MAX_BATCH_ROWS", "700"),
+        ],
         &["--available-now"],
     );
 
@@ -55,16 +82,27 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
     assert_eq!(records.len() as u64, EVENTS);
     let events: Vec<Event> = records
         .iter()
-        .map(|r| parse_event(r.value.as_deref().unwrap_or_default()).expect("the producer writes valid events"))
+        .map(|r| {
+            parse_event(r.value.as_deref().unwrap_or_default())
+                .expect("the producer writes valid events")
+        })
         .collect();
     for (r, e) in records.iter().zip(&events) {
-        assert_eq!(r.key.as_deref(), Some(e.tenant.as_bytes()), "keyed by tenant");
+        assert_eq!(
+            r.key.as_deref(),
+            Some(e.tenant.as_bytes()),
+            "keyed by tenant"
+        );
     }
     let expected = fold_all(&events);
     assert!(expected.len() < 1000, "fits one /orders page");
 
     // The API, as its binary runs it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let mut api = Command::new(bin_path("spine-api"))
         .env_remove("POSTGRES_PASSWORD")
@@ -99,7 +137,10 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
         .iter()
         .map(|o| {
             let s = |k: &str| o[k].as_str().expect("string").to_owned();
-            ((s("tenant"), s("order_id")), (s("status"), o["amount_cents"].as_i64().expect("amount")))
+            (
+                (s("tenant"), s("order_id")),
+                (s("status"), o["amount_cents"].as_i64().expect("amount")),
+            )
         })
         .collect();
     let want: BTreeMap<(String, String), (String, i64)> = expected
@@ -112,13 +153,25 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
     let stats = get("/stats").await;
     for t in stats["tenants"].as_array().expect("tenants") {
         let tenant = t["tenant"].as_str().expect("tenant");
-        let mine: Vec<_> = expected.iter().filter(|((tn, _), _)| tn == tenant).map(|(_, v)| v).collect();
+        let mine: Vec<_> = expected
+            .iter()
+            .filter(|((tn, _), _)| tn == tenant)
+            .map(|(_, v)| v)
+            .collect();
         assert_eq!(t["orders"].as_u64(), Some(mine.len() as u64), "{tenant}");
-        let revenue: i64 = mine.iter().filter(|v| v.status.counts_as_revenue()).map(|v| v.amount_cents).sum();
+        let revenue: i64 = mine
+            .iter()
+            .filter(|v| v.status.counts_as_revenue())
+            .map(|v| v.amount_cents)
+            .sum();
         assert_eq!(t["revenue_cents"].as_i64(), Some(revenue), "{tenant}");
         for status in spine_core::event::EventType::ALL {
             let n = mine.iter().filter(|v| v.status == status).count() as u64;
-            assert_eq!(t["by_status"][status.as_str()].as_u64(), Some(n), "{tenant} {status}");
+            assert_eq!(
+                t["by_status"][status.as_str()].as_u64(),
+                Some(n),
+                "{tenant} {status}"
+            );
         }
     }
     assert_eq!(stats["tenants"].as_array().expect("tenants").len(), 3);
@@ -128,7 +181,10 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
     let batches = get("/batches?limit=500").await;
     let list = batches["batches"].as_array().expect("batches");
     assert!(list.len() >= 3, "MAX_BATCH_ROWS=700 makes several batches");
-    let rows: u64 = list.iter().map(|b| b["input_rows"].as_u64().expect("rows")).sum();
+    let rows: u64 = list
+        .iter()
+        .map(|b| b["input_rows"].as_u64().expect("rows"))
+        .sum();
     assert_eq!(rows, EVENTS);
     assert_eq!(list[0]["batch_id"], orders["as_of_batch"]);
     let ends = spine_testkit::kafka::high_watermarks(&broker, &topic, PARTITIONS);

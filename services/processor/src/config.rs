@@ -78,7 +78,8 @@ pub enum CrashPoint {
 impl FromStr for CrashPoint {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let expected = || "expected before-commit:N, after-commit:N or pause-before-write:N".to_string();
+        let expected =
+            || "expected before-commit:N, after-commit:N or pause-before-write:N".to_string();
         let (point, n) = s.split_once(':').ok_or_else(expected)?;
         let n: u64 = n.parse().map_err(|_| expected())?;
         match point {

@@ -125,15 +125,16 @@ INSERT INTO stream_batches (batch_id, consumer_group, topic, started_at, finishe
                             events_inserted, duplicates, orders_upserted, stale_skipped,
                             dead_lettered, fetch_ms, write_ms, total_ms)
 VALUES ((SELECT coalesce(max(batch_id), 0) + 1 FROM stream_batches), $1, $2, $3,
-        clock_timestamp(), $4, $5, $6, $7, $8, $9, $10::float8, $11::float8, $10::float8 + $11::float8)
+        clock_timestamp(), $4, $5, $6, $7, $8, $9, $10::float8, $11::float8, round(($10::float8 + $11::float8)::numeric, 3)::float8)
 RETURNING batch_id, finished_at";
 
 const INSERT_BATCH_PARTITIONS: &str = "
 INSERT INTO stream_batch_partitions (batch_id, kafka_partition, start_offset, end_offset)
 SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[])";
 
+/// Milliseconds, to the microsecond.
 fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 /// Writes `batch` in one transaction. `batch_number` counts this process's batches (for the

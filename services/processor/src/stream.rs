@@ -420,6 +420,13 @@ pub fn run(
         match consumer.poll(timeout) {
             None => drained = true,
             Some(Ok(msg)) => {
+                // A batch's fetch time is the time spent taking its records off the client
+                // and parsing them, not the time spent waiting for them to be produced.
+                let handling = if timeout.is_zero() {
+                    poll_started
+                } else {
+                    Instant::now()
+                };
                 drained = false;
                 let p = msg.partition();
                 let Some(&position) = positions.get(&p) else {
@@ -431,7 +438,7 @@ pub fn run(
                 }
                 at_eof.remove(&p);
                 batch.push(p, msg.offset(), position, msg.key(), msg.payload());
-                batch.fetch_time += poll_started.elapsed();
+                batch.fetch_time += handling.elapsed();
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 at_eof.insert(p);
@@ -575,7 +582,10 @@ fn commit(
 ) -> anyhow::Result<Option<Committed>> {
     let ctx = consumer.context();
     if cfg.crash_at == Some(CrashPoint::PauseBeforeWrite(batch_number)) {
-        eprintln!("spine-processor: test hook: pausing before writing batch {batch_number} ({})", format_ranges(batch));
+        eprintln!(
+            "spine-processor: test hook: pausing before writing batch {batch_number} ({})",
+            format_ranges(batch)
+        );
         std::thread::sleep(Duration::from_secs(5));
     }
     let high_watermarks = ctx.high_watermarks();

@@ -20,9 +20,20 @@ const PARTITIONS: i32 = 3;
 fn events(from: u128, n: u128) -> (Vec<Raw>, Vec<Event>) {
     let tenants = ["acme", "globex", "initech"];
     let events: Vec<Event> = (from..from + n)
-        .map(|i| event(tenants[(i % 3) as usize], &format!("ord-{i}"), EventType::OrderPlaced, i as i64, i + 1))
+        .map(|i| {
+            event(
+                tenants[(i % 3) as usize],
+                &format!("ord-{i}"),
+                EventType::OrderPlaced,
+                i as i64,
+                i + 1,
+            )
+        })
         .collect();
-    let records = events.iter().map(|e| raw((e.event_id.as_u128() % 3) as i32, e)).collect();
+    let records = events
+        .iter()
+        .map(|e| raw((e.event_id.as_u128() % 3) as i32, e))
+        .collect();
     (records, events)
 }
 
@@ -37,21 +48,35 @@ async fn stored_ids(db: &TestDb) -> BTreeSet<uuid::Uuid> {
 }
 
 async fn wait_for_events(db: &TestDb, n: usize, within: Duration) {
-    common::eventually(within, &format!("{n} events in Postgres"), || async { stored_ids(db).await.len() >= n }).await;
+    common::eventually(within, &format!("{n} events in Postgres"), || async {
+        stored_ids(db).await.len() >= n
+    })
+    .await;
 }
 
 async fn assert_exactly_once(db: &TestDb, produced: &[Event]) {
     let c = db.connect().await;
-    let rows: i64 = c.query_one("SELECT count(*) FROM events", &[]).await.expect("count").get(0);
+    let rows: i64 = c
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .expect("count")
+        .get(0);
     let expected: BTreeSet<_> = produced.iter().map(|e| e.event_id).collect();
     assert_eq!(stored_ids(db).await, expected);
     assert_eq!(rows as usize, expected.len(), "no event twice");
     let input: i64 = c
-        .query_one("SELECT coalesce(sum(input_rows), 0)::bigint FROM stream_batches", &[])
+        .query_one(
+            "SELECT coalesce(sum(input_rows), 0)::bigint FROM stream_batches",
+            &[],
+        )
         .await
         .expect("sum")
         .get(0);
-    assert_eq!(input as usize, produced.len(), "every record in exactly one committed batch");
+    assert_eq!(
+        input as usize,
+        produced.len(),
+        "every record in exactly one committed batch"
+    );
 }
 
 fn mock_cluster(topic: &str) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
@@ -91,12 +116,17 @@ async fn the_broker_going_away_and_failing_fetches_lose_nothing() {
     let (second, more) = events(300, 300);
     let bootstrap2 = bootstrap.clone();
     let topic2 = topic.clone();
-    tokio::task::spawn_blocking(move || produce(&bootstrap2, &topic2, &second)).await.expect("produce");
+    tokio::task::spawn_blocking(move || produce(&bootstrap2, &topic2, &second))
+        .await
+        .expect("produce");
     all.extend(more);
     wait_for_events(&db, 600, Duration::from_secs(60)).await;
 
     stop.cancel();
-    let summary = processor.await.expect("join").expect("clean exit on shutdown");
+    let summary = processor
+        .await
+        .expect("join")
+        .expect("clean exit on shutdown");
     assert_eq!(summary.input_rows, 600);
     assert_exactly_once(&db, &all).await;
     drop(cluster);
@@ -114,19 +144,37 @@ async fn two_replicas_on_one_group_split_the_partitions() {
         spine_core::schema::migrate(&mut c).await.expect("migrate");
     }
     let stop = CancellationToken::new();
-    let a = tokio::spawn(spine_processor::run(common::args(&bootstrap, &topic, "shared", &db, &[]), stop.clone()));
-    let b = tokio::spawn(spine_processor::run(common::args(&bootstrap, &topic, "shared", &db, &[]), stop.clone()));
+    let a = tokio::spawn(spine_processor::run(
+        common::args(&bootstrap, &topic, "shared", &db, &[]),
+        stop.clone(),
+    ));
+    let b = tokio::spawn(spine_processor::run(
+        common::args(&bootstrap, &topic, "shared", &db, &[]),
+        stop.clone(),
+    ));
     // Let both join before data flows, so the split is visible in who wrote what.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let (records, all) = events(0, 900);
     let bs = bootstrap.clone();
     let t = topic.clone();
-    tokio::task::spawn_blocking(move || produce(&bs, &t, &records)).await.expect("produce");
+    tokio::task::spawn_blocking(move || produce(&bs, &t, &records))
+        .await
+        .expect("produce");
     wait_for_events(&db, 900, Duration::from_secs(60)).await;
     stop.cancel();
-    let (a, b) = (a.await.expect("join").expect("a"), b.await.expect("join").expect("b"));
-    assert!(a.input_rows > 0 && b.input_rows > 0, "both replicas worked: {a:?} {b:?}");
-    assert_eq!(a.input_rows + b.input_rows, 900, "and no record was processed by both");
+    let (a, b) = (
+        a.await.expect("join").expect("a"),
+        b.await.expect("join").expect("b"),
+    );
+    assert!(
+        a.input_rows > 0 && b.input_rows > 0,
+        "both replicas worked: {a:?} {b:?}"
+    );
+    assert_eq!(
+        a.input_rows + b.input_rows,
+        900,
+        "and no record was processed by both"
+    );
     assert_exactly_once(&db, &all).await;
     drop(cluster);
 }
@@ -154,7 +202,10 @@ async fn a_frozen_replicas_stale_batch_is_refused() {
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let stderr = a.stderr.take().expect("stderr");
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             eprintln!("A| {line}");
             let _ = tx.send(line);
         }
@@ -172,22 +223,33 @@ async fn a_frozen_replicas_stale_batch_is_refused() {
     };
     wait_line("pausing before writing batch 1", 60);
     let pid = a.id().to_string();
-    std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("SIGSTOP");
+    std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .expect("SIGSTOP");
 
     // Replica B takes over once A's session expires, and writes everything.
     let stop = CancellationToken::new();
-    let b = tokio::spawn(spine_processor::run(common::args(&bootstrap, &topic, "shared", &db, &[]), stop.clone()));
+    let b = tokio::spawn(spine_processor::run(
+        common::args(&bootstrap, &topic, "shared", &db, &[]),
+        stop.clone(),
+    ));
     wait_for_events(&db, 300, Duration::from_secs(60)).await;
 
     // A thaws and tries to write the batch it cut long ago: refused, nothing written twice.
-    std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("SIGCONT");
+    std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .expect("SIGCONT");
     wait_line("another writer committed this partition ahead of us", 30);
 
     // Both keep going: new events are still written exactly once.
     let (second, more) = events(300, 150);
     let bs = bootstrap.clone();
     let t = topic.clone();
-    tokio::task::spawn_blocking(move || produce(&bs, &t, &second)).await.expect("produce");
+    tokio::task::spawn_blocking(move || produce(&bs, &t, &second))
+        .await
+        .expect("produce");
     all.extend(more);
     wait_for_events(&db, 450, Duration::from_secs(60)).await;
     let _ = a.kill();

@@ -111,14 +111,19 @@ pub fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<Record> {
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
     let total: i64 = ends.iter().sum();
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while (out.len() as i64) < total {
-        assert!(std::time::Instant::now() < deadline, "read {} of {total} records of {topic}", out.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read {} of {total} records of {topic}",
+            out.len()
+        );
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => out.push(Record {
                 partition: m.partition(),
