@@ -1,7 +1,7 @@
 //! `GET /stats?tenant=`: orders, revenue and counts by status per tenant.
 //!
-//! The answer only changes when a batch commits, so it is cached by `as_of_batch`: a request
-//! costs one index lookup (the newest batch id) unless a batch landed since the last one.
+//! The answer only changes when a batch commits, so it is cached by `as_of_batch` (see
+//! [`stats`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,7 +43,14 @@ pub struct StatsResponse {
 /// Rendered answers by tenant filter, each with the batch it is as of. Bounded: a client
 /// cycling through tenant names cannot grow it without limit.
 #[derive(Default)]
-pub struct StatsCache(BTreeMap<Option<String>, (i64, Bytes)>);
+pub struct StatsCache(BTreeMap<Option<String>, Entry>);
+
+struct Entry {
+    as_of: i64,
+    body: Bytes,
+    /// A newer answer is being computed: serve this one meanwhile.
+    refreshing: bool,
+}
 
 const CACHE_ENTRIES: usize = 256;
 
@@ -90,26 +97,15 @@ pub fn fold(rows: impl IntoIterator<Item = (String, String, i64, i64)>) -> Vec<T
     by_tenant.into_values().collect()
 }
 
-pub async fn stats(
-    State(app): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(raw.as_deref(), &["tenant"])?;
-    let tenant = params.tenant()?.map(str::to_owned);
-
-    let client = app.pool.get().await?;
-    let as_of_stmt = client.prepare_cached(super::AS_OF_BATCH).await?;
-    let latest: i64 = client.query_one(&as_of_stmt, &[]).await?.get(0);
-    // One request recomputes while the others wait for its answer.
-    let mut cache = app.stats_cache.lock().await;
-    if let Some((as_of, body)) = cache.0.get(&tenant) {
-        if *as_of == latest {
-            return Ok(json(body.clone()));
-        }
-    }
+/// Computes the answer from one snapshot: `(as_of_batch, JSON body)`.
+async fn compute(
+    pool: &deadpool_postgres::Pool,
+    tenant: Option<&str>,
+) -> Result<(i64, Bytes), ApiError> {
+    let client = pool.get().await?;
     let stmt = client.prepare_cached(&sql(tenant.is_some())).await?;
-    let rows = match &tenant {
-        Some(t) => client.query(&stmt, &[t]).await?,
+    let rows = match tenant {
+        Some(t) => client.query(&stmt, &[&t]).await?,
         None => client.query(&stmt, &[]).await?,
     };
     let as_of_batch = rows.first().map_or(0, |r| r.get::<_, i64>(0));
@@ -121,17 +117,77 @@ pub async fn stats(
             r.get::<_, Option<i64>>(4).unwrap_or(0),
         ))
     }));
-    let body = Bytes::from(
-        serde_json::to_vec(&StatsResponse {
-            tenants,
-            as_of_batch,
-        })
-        .map_err(|e| ApiError::Unavailable(format!("encoding the answer: {e}")))?,
-    );
-    if cache.0.len() >= CACHE_ENTRIES {
+    let body = serde_json::to_vec(&StatsResponse {
+        tenants,
+        as_of_batch,
+    })
+    .map_err(|e| ApiError::Unavailable(format!("encoding the answer: {e}")))?;
+    Ok((as_of_batch, Bytes::from(body)))
+}
+
+fn store(cache: &mut StatsCache, tenant: Option<String>, as_of: i64, body: Bytes) {
+    if cache.0.len() >= CACHE_ENTRIES && !cache.0.contains_key(&tenant) {
         cache.0.clear();
     }
-    cache.0.insert(tenant, (as_of_batch, body.clone()));
+    cache.0.insert(
+        tenant,
+        Entry {
+            as_of,
+            body,
+            refreshing: false,
+        },
+    );
+}
+
+/// The answer only changes when a batch commits. Between batches a request costs one index
+/// lookup (the newest batch id). When a batch lands, the first request starts recomputing in
+/// the background and every request is answered from the previous batch until that is done:
+/// each answer is consistent and says which batch it is as of, and no request waits behind
+/// a scan of every order.
+pub async fn stats(
+    State(app): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(raw.as_deref(), &["tenant"])?;
+    let tenant = params.tenant()?.map(str::to_owned);
+
+    let latest: i64 = {
+        let client = app.pool.get().await?;
+        let stmt = client.prepare_cached(super::AS_OF_BATCH).await?;
+        client.query_one(&stmt, &[]).await?.get(0)
+    };
+    {
+        let mut cache = app.stats_cache.lock().await;
+        if let Some(entry) = cache.0.get_mut(&tenant) {
+            if entry.as_of == latest || entry.refreshing {
+                return Ok(json(entry.body.clone()));
+            }
+            entry.refreshing = true;
+            let stale = entry.body.clone();
+            let (pool, cache, key) = (app.pool.clone(), app.stats_cache.clone(), tenant.clone());
+            tokio::spawn(async move {
+                let fresh = compute(&pool, key.as_deref()).await;
+                let mut cache = cache.lock().await;
+                match fresh {
+                    Ok((as_of, body)) => store(&mut cache, key, as_of, body),
+                    Err(_) => {
+                        if let Some(e) = cache.0.get_mut(&key) {
+                            e.refreshing = false; // the next request tries again
+                        }
+                    }
+                }
+            });
+            return Ok(json(stale));
+        }
+    }
+    // Nothing cached for this filter yet: compute it now.
+    let (as_of, body) = compute(&app.pool, tenant.as_deref()).await?;
+    store(
+        &mut *app.stats_cache.lock().await,
+        tenant,
+        as_of,
+        body.clone(),
+    );
     Ok(json(body))
 }
 
