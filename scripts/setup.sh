@@ -25,7 +25,8 @@ sudo_if_needed() {
 }
 
 # Debian packages: Postgres server, the C toolchain librdkafka builds with, tmux for the TUI's
-# terminal test, kubectl for rendering the manifests.
+# terminal test, chromium for the page's browser test, kubectl for rendering the manifests,
+# wrk for the benchmark.
 setup_apt() {
   local missing=()
   command -v cmake >/dev/null || missing+=(cmake)
@@ -38,6 +39,8 @@ setup_apt() {
   pg_bin_dir >/dev/null 2>&1 || missing+=(postgresql)
   command -v kubectl >/dev/null || missing+=(kubernetes-client)
   command -v wrk >/dev/null || missing+=(wrk)
+  # The live page's test runs it in a real (headless) browser.
+  command -v chromium >/dev/null || missing+=(chromium)
   if [ ${#missing[@]} -eq 0 ]; then return 0; fi
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
