@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{event_json, free_port, raw, wait_for_port};
+use common::{event_json, raw};
 use spine_testkit::kafka::{high_watermarks, produce};
 use spine_testkit::{bin_path, postgres, tansu, unique_name};
+use spine_testkit::{free_port, wait_for_port};
 
 /// A service this test started: killed when the test ends, however it ends.
 struct Service {

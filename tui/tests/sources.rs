@@ -5,11 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{event_json, raw, OwnBroker};
+use common::{event_json, raw};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use spine_testkit::kafka::{create_topic, produce};
+use spine_testkit::OwnedTansu;
 use spine_testkit::{tansu, unique_name};
 use spine_tui::app::{BrokerReport, FetchError, Msg};
 use spine_tui::model::{TailBody, TailRecord};
@@ -167,7 +168,7 @@ async fn the_tail_reads_history_then_new_records_malformed_ones_included_and_com
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tail_says_when_the_broker_is_down_and_recovers_when_it_returns() {
-    let mut broker = OwnBroker::start();
+    let mut broker = OwnedTansu::start();
     let bootstrap = broker.bootstrap();
     let topic = unique_name("tui_down");
     create_topic(&bootstrap, &topic, 1).await;
@@ -347,7 +348,7 @@ async fn peek_prints_the_newest_records_as_json_lines() {
         .args([
             "peek",
             "--brokers",
-            &format!("127.0.0.1:{}", common::free_port()),
+            &format!("127.0.0.1:{}", spine_testkit::free_port()),
             "--timeout-secs",
             "3",
         ])
@@ -393,7 +394,7 @@ async fn next(rx: &mut mpsc::Receiver<Msg>) -> spine_tui::app::ApiPoll {
 
 #[tokio::test]
 async fn the_api_poller_reports_what_each_route_answered_and_recovers() {
-    let port = common::free_port();
+    let port = spine_testkit::free_port();
     let client = ApiClient::new(&format!("http://127.0.0.1:{port}")).expect("client");
     let (tx, mut rx) = mpsc::channel(8);
     let (tenant_tx, tenant_rx) = watch::channel(None);

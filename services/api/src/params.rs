@@ -13,12 +13,7 @@ pub struct Params(BTreeMap<String, String>);
 
 /// A value quoted for an error message: escaped and cut short.
 fn quote(s: &str) -> String {
-    let cut: String = s.chars().take(32).collect();
-    if cut.len() < s.len() {
-        format!("{cut:?}…")
-    } else {
-        format!("{cut:?}")
-    }
+    spine_core::event::quote_value(s, 32)
 }
 
 impl Params {

@@ -154,14 +154,18 @@ fn field_error(field: &'static str, problem: impl Into<String>) -> InvalidEvent 
 }
 
 /// A bad value, quoted for an error message: escaped (no control characters reach a log or a
-/// terminal) and cut to 40 characters.
-fn quote(s: &str) -> String {
-    let cut: String = s.chars().take(40).collect();
+/// terminal) and cut to `max_chars` characters.
+pub fn quote_value(s: &str, max_chars: usize) -> String {
+    let cut: String = s.chars().take(max_chars).collect();
     if cut.len() < s.len() {
         format!("{cut:?}…")
     } else {
         format!("{cut:?}")
     }
+}
+
+fn quote(s: &str) -> String {
+    quote_value(s, 40)
 }
 
 fn default_currency() -> Cow<'static, str> {

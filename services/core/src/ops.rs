@@ -87,3 +87,34 @@ pub async fn serve(
     });
     Ok(bound)
 }
+
+/// A running operations listener: where it listens, the readiness it reports, and its stop.
+pub struct OpsServer {
+    pub addr: SocketAddr,
+    pub readiness: Readiness,
+    stop: CancellationToken,
+}
+
+impl OpsServer {
+    /// Starts the listener; it stops with `shutdown` or with [`OpsServer::stop`], whichever
+    /// comes first. Readiness starts false.
+    pub async fn start(
+        addr: SocketAddr,
+        registry: Registry,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<OpsServer> {
+        let readiness = Readiness::default();
+        let stop = shutdown.child_token();
+        let addr = serve(addr, registry, readiness.clone(), stop.clone()).await?;
+        tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+        Ok(OpsServer {
+            addr,
+            readiness,
+            stop,
+        })
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}

@@ -15,7 +15,7 @@ pub mod watchdog;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use spine_core::ops::{self, Readiness};
+use spine_core::ops::OpsServer;
 use spine_core::{db, schema};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -27,16 +27,8 @@ pub use stream::Summary;
 /// topic is drained). Start-up waits for Postgres, retrying, and migrates the schema.
 pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> anyhow::Result<Summary> {
     let metrics = metrics::Metrics::new();
-    let readiness = Readiness::default();
-    let ops_stop = shutdown.child_token();
-    let addr = ops::serve(
-        args.metrics.addr,
-        metrics.registry.clone(),
-        readiness.clone(),
-        ops_stop.clone(),
-    )
-    .await?;
-    info!(%addr, "serving /metrics, /healthz, /readyz");
+    let ops = OpsServer::start(args.metrics.addr, metrics.registry.clone(), &shutdown).await?;
+    let readiness = ops.readiness.clone();
 
     let pool = db::pool(
         args.postgres.pg_config("spine-processor"),
@@ -90,6 +82,6 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> anyhow::Re
         })
         .context("starting the stream thread")?;
     let result = rx.await.context("the stream thread panicked")?;
-    ops_stop.cancel();
+    ops.stop();
     result
 }

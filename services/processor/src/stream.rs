@@ -176,16 +176,25 @@ impl ConsumerContext for StreamContext {
 }
 
 impl StreamContext {
+    /// The stored offsets of `partitions` (with `init`, rows are created at 0 for partitions
+    /// the group has never read), read from this thread through the async pool.
+    fn stored_offsets(&self, partitions: &[i32], init: bool) -> Result<BTreeMap<i32, i64>, String> {
+        self.rt.block_on(async {
+            let client = self.pool.get().await.map_err(|e| e.to_string())?;
+            let (g, t) = (&self.consumer_group, &self.topic);
+            let stored = if init {
+                sink::load_or_init_offsets(&**client, g, t, partitions).await
+            } else {
+                sink::load_offsets(&**client, g, t, partitions).await
+            };
+            stored.map_err(|e| e.to_string())
+        })
+    }
+
     fn load_offsets_retrying(&self, partitions: &[i32]) -> Option<BTreeMap<i32, i64>> {
         let mut backoff = Backoff::new();
         loop {
-            let result = self.rt.block_on(async {
-                let client = self.pool.get().await.map_err(|e| e.to_string())?;
-                sink::load_or_init_offsets(&**client, &self.consumer_group, &self.topic, partitions)
-                    .await
-                    .map_err(|e| e.to_string())
-            });
-            match result {
+            match self.stored_offsets(partitions, true) {
                 Ok(offsets) => return Some(offsets),
                 Err(e) => {
                     warn!(error = %e, retry_in_ms = backoff.peek().as_millis() as u64, "cannot read stored offsets");
@@ -379,7 +388,7 @@ pub fn run(
                     && others_checked_at.elapsed() > Duration::from_secs(1)
                     && {
                         others_checked_at = Instant::now();
-                        stored_offsets_reached(ctx, cfg, &pending, &targets)
+                        stored_offsets_reached(ctx, &pending, &targets)
                     });
             if done {
                 info!(
@@ -478,13 +487,7 @@ fn check_stalled(
     if others.is_empty() {
         return Vec::new();
     }
-    let stored = ctx.rt.block_on(async {
-        let client = ctx.pool.get().await.map_err(|e| e.to_string())?;
-        sink::load_offsets(&**client, &cfg.consumer_group, &cfg.topic, &others)
-            .await
-            .map_err(|e| e.to_string())
-    });
-    let Ok(stored) = stored else {
+    let Ok(stored) = ctx.stored_offsets(&others, false) else {
         return Vec::new();
     };
     let mut observed = BTreeMap::new();
@@ -500,17 +503,10 @@ fn check_stalled(
 /// Whether the group's stored offsets of `partitions` have reached `targets`.
 fn stored_offsets_reached(
     ctx: &StreamContext,
-    cfg: &LoopConfig,
     partitions: &[i32],
     targets: &BTreeMap<i32, i64>,
 ) -> bool {
-    let stored = ctx.rt.block_on(async {
-        let client = ctx.pool.get().await.map_err(|e| e.to_string())?;
-        sink::load_offsets(&**client, &cfg.consumer_group, &cfg.topic, partitions)
-            .await
-            .map_err(|e| e.to_string())
-    });
-    match stored {
+    match ctx.stored_offsets(partitions, false) {
         Ok(stored) => partitions.iter().all(|p| {
             stored
                 .get(p)
@@ -641,13 +637,7 @@ fn commit(
                 metrics.fenced.inc();
                 let partitions: Vec<i32> = batch.ranges.keys().copied().collect();
                 let stored = loop {
-                    let r = ctx.rt.block_on(async {
-                        let client = ctx.pool.get().await.map_err(|e| e.to_string())?;
-                        sink::load_offsets(&**client, &cfg.consumer_group, &cfg.topic, &partitions)
-                            .await
-                            .map_err(|e| e.to_string())
-                    });
-                    match r {
+                    match ctx.stored_offsets(&partitions, false) {
                         Ok(stored) => break stored,
                         Err(e) => {
                             warn!(error = %e, "cannot read stored offsets after a fenced write");

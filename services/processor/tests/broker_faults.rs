@@ -64,16 +64,8 @@ async fn assert_exactly_once(db: &TestDb, produced: &[Event]) {
     let expected: BTreeSet<_> = produced.iter().map(|e| e.event_id).collect();
     assert_eq!(stored_ids(db).await, expected);
     assert_eq!(rows as usize, expected.len(), "no event twice");
-    let input: i64 = c
-        .query_one(
-            "SELECT coalesce(sum(input_rows), 0)::bigint FROM stream_batches",
-            &[],
-        )
-        .await
-        .expect("sum")
-        .get(0);
     assert_eq!(
-        input as usize,
+        common::batched_rows(db).await as usize,
         produced.len(),
         "every record in exactly one committed batch"
     );

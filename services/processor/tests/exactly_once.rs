@@ -101,14 +101,7 @@ async fn assert_exactly_once(db: &TestDb, group: &str, topic: &str, events: &[Ev
 
     // Batches account for every record exactly once, and their ranges tile each partition.
     let c = db.connect().await;
-    let input: i64 = c
-        .query_one(
-            "SELECT coalesce(sum(input_rows), 0)::bigint FROM stream_batches",
-            &[],
-        )
-        .await
-        .expect("sum")
-        .get(0);
+    let input = common::batched_rows(db).await;
     assert_eq!(
         input,
         ends.iter().sum::<i64>(),
@@ -230,10 +223,17 @@ async fn sigkilled_at_random_instants_while_events_arrive_loses_nothing() {
     // Produce in slices while a continuously running processor is SIGKILLed and restarted.
     let slices: Vec<&[Raw]> = records.chunks(records.len() / 6 + 1).collect();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    for slice in slices {
+    // Each killed run's log, kept if the test fails.
+    let logs = std::env::temp_dir().join(unique_name("spine-sigkill-logs"));
+    std::fs::create_dir_all(&logs).expect("log dir");
+    eprintln!("processor logs: {}", logs.display());
+    for (run, slice) in slices.into_iter().enumerate() {
         produce(&broker, &topic, slice);
+        let log = std::fs::File::create(logs.join(format!("run-{run}.log"))).expect("log file");
         let mut child = common::processor_command(&env)
             .env("LOG_FORMAT", "text")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
             .spawn()
             .expect("spawn spine-processor");
         seed ^= seed << 13;
@@ -249,4 +249,5 @@ async fn sigkilled_at_random_instants_while_events_arrive_loses_nothing() {
         "a last run drains the rest"
     );
     assert_exactly_once(&db, &group, &topic, &events, dead).await;
+    let _ = std::fs::remove_dir_all(&logs);
 }

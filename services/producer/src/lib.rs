@@ -8,7 +8,7 @@ pub mod publish;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use spine_core::ops::{self, Readiness};
+use spine_core::ops::OpsServer;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -26,16 +26,8 @@ pub struct Produced {
 /// flushes everything before returning.
 pub async fn run(args: ProducerArgs, shutdown: CancellationToken) -> anyhow::Result<Produced> {
     let metrics = publish::Metrics::new(&args.tenants.0);
-    let readiness = Readiness::default();
-    let ops_stop = shutdown.child_token();
-    let addr = ops::serve(
-        args.metrics.addr,
-        metrics.registry.clone(),
-        readiness.clone(),
-        ops_stop.clone(),
-    )
-    .await?;
-    info!(%addr, "serving /metrics, /healthz, /readyz");
+    let ops = OpsServer::start(args.metrics.addr, metrics.registry.clone(), &shutdown).await?;
+    let readiness = ops.readiness.clone();
 
     let ensured = tokio::select! {
         r = publish::ensure_topic(&args.kafka.bootstrap, &args.kafka.topic, args.topic_partitions) => Some(r),
@@ -65,7 +57,7 @@ pub async fn run(args: ProducerArgs, shutdown: CancellationToken) -> anyhow::Res
     })
     .await
     .context("the producing thread panicked")??;
-    ops_stop.cancel();
+    ops.stop();
     Ok(produced)
 }
 

@@ -20,7 +20,8 @@ mod tansu;
 
 pub use bins::bin_path;
 pub use pg::{postgres, PgServer, TestDb};
-pub use tansu::{tansu, Tansu};
+pub use process::{free_port, wait_for_port};
+pub use tansu::{tansu, tansu_bin, OwnedTansu, Tansu};
 
 /// A name no other test in any process will use (topic, database, consumer group).
 pub fn unique_name(prefix: &str) -> String {

@@ -190,3 +190,17 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The records all committed batches took, summed: equals the records on the topic exactly
+/// when every record was in exactly one committed batch.
+pub async fn batched_rows(db: &TestDb) -> i64 {
+    db.connect()
+        .await
+        .query_one(
+            "SELECT coalesce(sum(input_rows), 0)::bigint FROM stream_batches",
+            &[],
+        )
+        .await
+        .expect("sum of input_rows")
+        .get(0)
+}
