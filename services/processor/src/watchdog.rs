@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// How long a partition with records waiting may go without its stored offset moving.
-pub const STALL_AFTER: Duration = Duration::from_secs(15);
+/// Longer than a session timeout (6 s) plus a join, so a dead member is gone by then.
+pub const STALL_AFTER: Duration = Duration::from_secs(10);
 /// How often members compare notes (reads Postgres and the partitions' ends).
-pub const CHECK_EVERY: Duration = Duration::from_secs(5);
+pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
@@ -77,13 +78,18 @@ mod tests {
         list.iter().map(|&(p, s, e)| (p, (s, e))).collect()
     }
 
+    /// A fraction of STALL_AFTER, so the tests follow the constant.
+    fn part(n: u32, of: u32) -> Duration {
+        STALL_AFTER * n / of
+    }
+
     #[test]
     fn a_partition_with_waiting_records_and_no_progress_is_stalled() {
         let t0 = Instant::now();
         let mut w = StallWatch::new(t0);
         assert!(w.observe(t0, &others(&[(1, 10, 50)])).is_empty());
         assert!(w
-            .observe(t0 + Duration::from_secs(10), &others(&[(1, 10, 50)]))
+            .observe(t0 + part(2, 3), &others(&[(1, 10, 50)]))
             .is_empty());
         assert_eq!(
             w.observe(t0 + STALL_AFTER, &others(&[(1, 10, 50)])),
@@ -102,10 +108,7 @@ mod tests {
             .observe(later, &others(&[(1, 20, 60), (2, 7, 7)]))
             .is_empty());
         assert!(w
-            .observe(
-                later + Duration::from_secs(10),
-                &others(&[(1, 30, 60), (2, 7, 7)])
-            )
+            .observe(later + part(2, 3), &others(&[(1, 30, 60), (2, 7, 7)]))
             .is_empty());
     }
 
@@ -118,12 +121,11 @@ mod tests {
         let first = t0 + STALL_AFTER;
         assert_eq!(w.observe(first, &stuck), vec![0]);
         // Right after a re-join nothing fires, however long it stays stuck, until the backoff.
-        assert!(w.observe(first + Duration::from_secs(5), &stuck).is_empty());
+        assert!(w.observe(first + part(1, 3), &stuck).is_empty());
         assert_eq!(w.observe(first + STALL_AFTER, &stuck), vec![0]);
         assert!(
-            w.observe(first + STALL_AFTER + STALL_AFTER, &stuck)
-                .is_empty(),
-            "now 30 s apart"
+            w.observe(first + STALL_AFTER * 2, &stuck).is_empty(),
+            "now twice as far apart"
         );
         assert_eq!(w.observe(first + STALL_AFTER * 4, &stuck), vec![0]);
     }
@@ -133,17 +135,12 @@ mod tests {
         let t0 = Instant::now();
         let mut w = StallWatch::new(t0);
         w.observe(t0, &others(&[(0, 0, 9)]));
-        let t1 = t0 + Duration::from_secs(14);
+        let t1 = t0 + part(9, 10);
         w.reset(t1);
         assert!(w
-            .observe(t1 + Duration::from_secs(1), &others(&[(0, 0, 9)]))
+            .observe(t1 + part(1, 10), &others(&[(0, 0, 9)]))
             .is_empty());
-        assert!(w
-            .observe(t1 + Duration::from_secs(10), &others(&[(0, 0, 9)]))
-            .is_empty());
-        assert_eq!(
-            w.observe(t1 + Duration::from_secs(16), &others(&[(0, 0, 9)])),
-            vec![0]
-        );
+        assert!(w.observe(t1 + part(2, 3), &others(&[(0, 0, 9)])).is_empty());
+        assert_eq!(w.observe(t1 + part(11, 10), &others(&[(0, 0, 9)])), vec![0]);
     }
 }
