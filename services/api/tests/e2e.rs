@@ -53,7 +53,8 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
     let count = EVENTS.to_string();
     let partitions = PARTITIONS.to_string();
 
-    // The producer creates the topic and writes lifecycles as fast as the broker takes them.
+    // The producer creates the topic and writes lifecycles as fast as the broker takes them,
+    // with duplicates, late events and malformed records mixed in (--chaos).
     run(
         "spine-producer",
         &[
@@ -62,7 +63,14 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
             ("TOPIC_PARTITIONS", &partitions),
             ("METRICS_ADDR", "127.0.0.1:0"),
         ],
-        &["--count", &count, "--events-per-second", "0"],
+        &[
+            "--count",
+            &count,
+            "--events-per-second",
+            "0",
+            "--chaos",
+            "0.1",
+        ],
     );
     // The processor drains it and exits; max 700 rows a batch, so there are several batches.
     run(
@@ -79,21 +87,28 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
 
     // What is on the topic, read back independently.
     let records = read_all(&broker, &topic, PARTITIONS);
-    assert_eq!(records.len() as u64, EVENTS);
-    let events: Vec<Event> = records
-        .iter()
-        .map(|r| {
-            parse_event(r.value.as_deref().unwrap_or_default())
-                .expect("the producer writes valid events")
-        })
-        .collect();
-    for (r, e) in records.iter().zip(&events) {
-        assert_eq!(
-            r.key.as_deref(),
-            Some(e.tenant.as_bytes()),
-            "keyed by tenant"
-        );
+    assert!(records.len() as u64 > EVENTS, "--chaos adds records");
+    let mut events: Vec<Event> = Vec::new();
+    let mut malformed = 0;
+    for r in &records {
+        assert!(r.key.is_some(), "keyed by tenant");
+        match parse_event(r.value.as_deref().unwrap_or_default()) {
+            Ok(e) => {
+                assert_eq!(
+                    r.key.as_deref(),
+                    Some(e.tenant.as_bytes()),
+                    "keyed by tenant"
+                );
+                events.push(e);
+            }
+            Err(_) => malformed += 1,
+        }
     }
+    let distinct: std::collections::BTreeSet<_> = events.iter().map(|e| e.event_id).collect();
+    assert!(
+        malformed > 0 && distinct.len() < events.len(),
+        "malformed and duplicate records are there"
+    );
     let expected = fold_all(&events);
     assert!(expected.len() < 1000, "fits one /orders page");
 
@@ -185,7 +200,26 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
         .iter()
         .map(|b| b["input_rows"].as_u64().expect("rows"))
         .sum();
-    assert_eq!(rows, EVENTS);
+    assert_eq!(rows, records.len() as u64);
+    let dead: u64 = list
+        .iter()
+        .map(|b| b["dead_lettered"].as_u64().expect("dead"))
+        .sum();
+    assert_eq!(
+        dead, malformed,
+        "every malformed record is a dead letter, once"
+    );
+    let inserted: u64 = list
+        .iter()
+        .map(|b| b["events_inserted"].as_u64().expect("inserted"))
+        .sum();
+    assert_eq!(
+        inserted as usize,
+        distinct.len(),
+        "every distinct event stored once"
+    );
+    // (Late events here sit in the same batch as the newer event they trail, so the reducer
+    // drops them before the upsert: /orders above shows they never won.)
     assert_eq!(list[0]["batch_id"], orders["as_of_batch"]);
     let ends = spine_testkit::kafka::high_watermarks(&broker, &topic, PARTITIONS);
     for p in batches["partitions"].as_array().expect("partitions") {

@@ -38,6 +38,11 @@ pub struct ProducerArgs {
     #[arg(long)]
     pub seed: Option<u64>,
 
+    /// After this fraction of events (0 to 1), add a duplicate, a late event or a malformed
+    /// record, to watch the processor's defences work (default 0: none)
+    #[arg(long, default_value = "0", value_parser = parse_fraction)]
+    pub chaos: f64,
+
     #[command(flatten)]
     pub metrics: MetricsArgs,
 
@@ -73,4 +78,11 @@ fn parse_tenants(s: &str) -> Result<Tenants, String> {
         }
     }
     Ok(Tenants(tenants))
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err("expected a fraction from 0 to 1, e.g. 0.05".into()),
+    }
 }

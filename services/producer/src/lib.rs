@@ -1,6 +1,7 @@
 //! `spine-producer`: synthetic order events onto the topic, keyed by tenant so each tenant's
 //! events keep their order on the log.
 
+pub mod chaos;
 pub mod config;
 pub mod generator;
 pub mod publish;
@@ -46,10 +47,12 @@ pub async fn run(args: ProducerArgs, shutdown: CancellationToken) -> anyhow::Res
     let stop = shutdown.clone();
     let produced = tokio::task::spawn_blocking(move || {
         let mut generator = generator::Generator::new(args.tenants.0.clone(), args.mode, seed);
+        let mut chaos = chaos::Chaos::new(args.chaos, seed);
         publish::produce_loop(
             &producer,
             &args.kafka.topic,
             &mut generator,
+            &mut chaos,
             args.events_per_second,
             args.count,
             &stop,

@@ -17,16 +17,19 @@ use spine_core::event::EventType;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::chaos::{Chaos, Kind};
 use crate::generator::Generator;
 use crate::{sleep_unless, Produced};
 
-/// `spine_producer_events_total{tenant,event_type}`, counted on delivery.
+/// `spine_producer_events_total{tenant,event_type}` and, with `--chaos`,
+/// `spine_producer_chaos_total{kind}`, counted on delivery.
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
-    /// One counter per (tenant index, event type index), so the hot path does no lookups.
+    /// One counter per (tenant, event type), then one per chaos kind, so the delivery
+    /// callback finds its counter by index with no lookups.
     by_label: Vec<IntCounter>,
-    types: usize,
+    tenants: usize,
 }
 
 impl Metrics {
@@ -40,27 +43,48 @@ impl Metrics {
             &["tenant", "event_type"],
         )
         .expect("valid metric");
+        let chaos = IntCounterVec::new(
+            opts!(
+                "spine_producer_chaos_total",
+                "Extra records sent by --chaos: duplicate, late, malformed"
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
         registry
             .register(Box::new(events.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(chaos.clone()))
             .expect("unique metric");
         let by_label = tenants
             .iter()
             .flat_map(|t| EventType::ALL.iter().map(move |ty| (t, ty)))
             .map(|(t, ty)| events.with_label_values(&[t.as_str(), ty.as_str()]))
+            .chain(
+                Kind::ALL
+                    .iter()
+                    .map(|k| chaos.with_label_values(&[k.as_str()])),
+            )
             .collect();
         Metrics {
             registry,
             by_label,
-            types: EventType::ALL.len(),
+            tenants: tenants.len(),
         }
     }
 
-    fn label_index(&self, tenant: usize, event_type: EventType) -> usize {
+    fn event_label(&self, tenant: usize, event_type: EventType) -> usize {
         let ty = EventType::ALL
             .iter()
             .position(|t| *t == event_type)
             .unwrap_or(0);
-        tenant * self.types + ty
+        tenant * EventType::ALL.len() + ty
+    }
+
+    fn chaos_label(&self, kind: Kind) -> usize {
+        let k = Kind::ALL.iter().position(|x| *x == kind).unwrap_or(0);
+        self.tenants * EventType::ALL.len() + k
     }
 }
 
@@ -157,6 +181,7 @@ pub fn produce_loop(
     producer: &EventProducer,
     topic: &str,
     generator: &mut Generator,
+    chaos: &mut Chaos,
     rate: u64,
     count: Option<u64>,
     shutdown: &CancellationToken,
@@ -177,25 +202,28 @@ pub fn produce_loop(
             }
         }
         let event = generator.next_event(chrono::Utc::now());
-        let label = producer
-            .context()
-            .metrics
-            .label_index(generator.tenant_index(&event.tenant), event.event_type);
-        let payload = event.to_json();
-        let mut record = BaseRecord::with_opaque_to(topic, label)
-            .key(event.tenant.as_str())
-            .payload(payload.as_slice());
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The broker is slow or away: wait for deliveries to make room.
-                    record = back;
-                    if !sleep_unless(shutdown, Duration::from_millis(5)) {
-                        return finish(producer, sent);
-                    }
-                }
-                Err((e, _)) => return Err(anyhow::anyhow!(e).context("sending an event")),
+        let metrics = &producer.context().metrics;
+        let label = metrics.event_label(generator.tenant_index(&event.tenant), event.event_type);
+        if !send(
+            producer,
+            topic,
+            &event.tenant,
+            &event.to_json(),
+            label,
+            shutdown,
+        )? {
+            return finish(producer, sent);
+        }
+        if let Some((kind, value)) = chaos.after(&event) {
+            if !send(
+                producer,
+                topic,
+                &event.tenant,
+                &value,
+                metrics.chaos_label(kind),
+                shutdown,
+            )? {
+                return finish(producer, sent);
             }
         }
         sent += 1;
@@ -210,6 +238,33 @@ pub fn produce_loop(
         }
     }
     finish(producer, sent)
+}
+
+/// Sends one record keyed by `tenant`, waiting while the local queue is full (the broker is
+/// slow or away). False when shutdown came first.
+fn send(
+    producer: &EventProducer,
+    topic: &str,
+    tenant: &str,
+    value: &[u8],
+    label: usize,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<bool> {
+    let mut record = BaseRecord::with_opaque_to(topic, label)
+        .key(tenant)
+        .payload(value);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(true),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                if !sleep_unless(shutdown, Duration::from_millis(5)) {
+                    return Ok(false);
+                }
+            }
+            Err((e, _)) => return Err(anyhow::anyhow!(e).context("sending an event")),
+        }
+    }
 }
 
 fn finish(producer: &EventProducer, sent: u64) -> anyhow::Result<Produced> {
