@@ -26,9 +26,13 @@ say() { printf '\033[1;32m[up]\033[0m %s\n' "$*"; }
 warn() { printf '\033[1;33m[up]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[up]\033[0m %s\n' "$*" >&2; exit 1; }
 
-running() { # name -> 0 if its pid file names a live process
-  local f="$RUN/$1.pid"
-  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+running() { # name -> 0 if its pid file names a live process (not one dying or a zombie)
+  local f="$RUN/$1.pid" pid state
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  kill -0 "$pid" 2>/dev/null || return 1
+  state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
+  case "$state" in Z|X|x|"") return 1 ;; esac
 }
 
 answers() { # host:port -> 0 if something accepts TCP there
@@ -138,20 +142,23 @@ export KAFKA_BOOTSTRAP=$BOOTSTRAP
 export POSTGRES_HOST=127.0.0.1 POSTGRES_PORT=$PG_PORT POSTGRES_DB=platform POSTGRES_USER=platform
 unset DATABASE_URL POSTGRES_PASSWORD
 
-start() { # name, then env assignments and the command
-  local name=$1; shift
+start() { # name, the address it listens on, then env assignments and the command
+  local name=$1 addr=$2; shift 2
   if running "$name"; then say "$name already running (pid $(cat "$RUN/$name.pid"))"; return; fi
+  # A process killed a moment ago may still hold its port for a few milliseconds.
+  for _ in $(seq 50); do answers "$addr" || break; sleep 0.2; done
+  answers "$addr" && die "$addr is in use by another process: stop it, or set the matching address variable"
   say "starting $name"
   setsid env "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN/$name.pid"
 }
 http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
 
-start processor METRICS_ADDR=127.0.0.1:9101 "$BIN/spine-processor"
+start processor 127.0.0.1:9101 METRICS_ADDR=127.0.0.1:9101 "$BIN/spine-processor"
 wait_for "spine-processor" 60 http_ok http://127.0.0.1:9101/readyz
-start api API_ADDR="0.0.0.0:$API_PORT" "$BIN/spine-api"
+start api "127.0.0.1:$API_PORT" API_ADDR="0.0.0.0:$API_PORT" "$BIN/spine-api"
 wait_for "spine-api" 30 http_ok "http://127.0.0.1:$API_PORT/readyz"
-start producer METRICS_ADDR=127.0.0.1:9100 "$BIN/spine-producer"
+start producer 127.0.0.1:9100 METRICS_ADDR=127.0.0.1:9100 "$BIN/spine-producer"
 wait_for "spine-producer" 60 http_ok http://127.0.0.1:9100/readyz
 
 cat <<MSG

@@ -12,6 +12,16 @@ use spine_testkit::kafka::read_all;
 use spine_testkit::{bin_path, postgres, tansu, unique_name};
 
 const PARTITIONS: i32 = 3;
+
+/// A child process that is killed when the test ends, passing or failing.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 const EVENTS: u64 = 2000;
 
 fn run(name: &str, env: &[(&str, &str)], args: &[&str]) {
@@ -119,14 +129,16 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
         .expect("addr")
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut api = Command::new(bin_path("spine-api"))
-        .env_remove("POSTGRES_PASSWORD")
-        .env("DATABASE_URL", &url)
-        .env("API_ADDR", &addr)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spine-api");
+    let _api = KillOnDrop(
+        Command::new(bin_path("spine-api"))
+            .env_remove("POSTGRES_PASSWORD")
+            .env("DATABASE_URL", &url)
+            .env("API_ADDR", &addr)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spine-api"),
+    );
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
     let get = |path: &str| {
@@ -227,7 +239,4 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
         assert_eq!(p["next_offset"].as_i64(), Some(ends[partition]));
         assert_eq!(p["lag"], 0);
     }
-
-    let _ = api.kill();
-    let _ = api.wait();
 }

@@ -184,15 +184,17 @@ async fn a_frozen_replicas_stale_batch_is_refused() {
     produce(&bootstrap, &topic, &first);
 
     // Replica A pauses before writing its first batch; we freeze it right there.
-    let mut a = common::processor_command(&env)
-        .env("SPINE_CRASH_AT", "pause-before-write:1")
-        .env("LOG_FORMAT", "text")
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn A");
+    let mut a = common::KillOnDrop(
+        common::processor_command(&env)
+            .env("SPINE_CRASH_AT", "pause-before-write:1")
+            .env("LOG_FORMAT", "text")
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn A"),
+    );
     let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let stderr = a.stderr.take().expect("stderr");
+    let stderr = a.0.stderr.take().expect("stderr");
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
             .lines()
@@ -214,7 +216,7 @@ async fn a_frozen_replicas_stale_batch_is_refused() {
         }
     };
     wait_line("pausing before writing batch 1", 60);
-    let pid = a.id().to_string();
+    let pid = a.0.id().to_string();
     std::process::Command::new("kill")
         .args(["-STOP", &pid])
         .status()
@@ -244,8 +246,7 @@ async fn a_frozen_replicas_stale_batch_is_refused() {
         .expect("produce");
     all.extend(more);
     wait_for_events(&db, 450, Duration::from_secs(60)).await;
-    let _ = a.kill();
-    let _ = a.wait();
+    drop(a);
     stop.cancel();
     b.await.expect("join").expect("b");
     assert_exactly_once(&db, &all).await;

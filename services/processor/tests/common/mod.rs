@@ -204,3 +204,13 @@ pub async fn batched_rows(db: &TestDb) -> i64 {
         .expect("sum of input_rows")
         .get(0)
 }
+
+/// A child process killed when the test ends, passing or failing (a SIGSTOPped one too).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -322,7 +322,10 @@ async fn main() {
     }
     // The API under load while ingesting. First let Postgres settle after the bulk load (what
     // autovacuum would do within minutes), so this measures the API, not the aftermath.
-    client.batch_execute("VACUUM ANALYZE").await.expect("vacuum");
+    client
+        .batch_execute("VACUUM ANALYZE")
+        .await
+        .expect("vacuum");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
