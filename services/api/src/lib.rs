@@ -10,7 +10,6 @@ pub mod params;
 pub mod routes;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -30,7 +29,6 @@ use crate::metrics::ApiMetrics;
 pub struct AppState {
     pub pool: Pool,
     pub metrics: ApiMetrics,
-    pub stats_cache: routes::stats::SharedStatsCache,
 }
 
 impl AppState {
@@ -38,7 +36,6 @@ impl AppState {
         AppState {
             pool,
             metrics: ApiMetrics::new(),
-            stats_cache: Arc::default(),
         }
     }
 }

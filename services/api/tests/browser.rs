@@ -12,6 +12,7 @@ const HOSTILE: &str = "
 INSERT INTO current_orders (tenant, order_id, status, amount_cents, currency, updated_at, last_event_id) VALUES
  ('<img src=x onerror=alert(1)>', 'ord-\"><script>alert(2)</script>', 'order_paid', 5000, 'USD', now(), gen_random_uuid()),
  ('acme', '</td><iframe src=javascript:alert(3)>', 'order_placed', 100, 'USD', now() - interval '1 second', gen_random_uuid());
+INSERT INTO tenant_stats SELECT tenant, status, count(*), sum(amount_cents) FROM current_orders GROUP BY 1, 2;
 INSERT INTO stream_batches VALUES (1, 'g', 'events', now(), now(), 2, 2, 0, 2, 0, 0, 1, 1, 2);
 ";
 

@@ -2,8 +2,8 @@
 //!
 //! In order: the fenced offset update (first, so a competing writer blocks on the row locks
 //! and then fails its check), the new events (idempotent by `event_id`), the `current_orders`
-//! upsert of the newly inserted events reduced to the latest per order, the dead letters, and
-//! the batch's own rows. Every statement is one bulk `unnest()` of column arrays, whatever the
+//! upsert of the newly inserted events reduced to the latest per order (with `tenant_stats`
+//! following it), the dead letters, and the batch's own rows. Every statement is one bulk `unnest()` of column arrays, whatever the
 //! batch size. Either all of it commits, or none of it does and the offsets do not move.
 
 use std::collections::{BTreeMap, HashSet};
@@ -100,24 +100,50 @@ ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id";
 
 /// Insert, or replace only with a strictly newer (event_time, event_id): the SQL form of
-/// `spine_core::reduce::apply`.
+/// `spine_core::reduce::apply`. In the same statement, `tenant_stats` follows every row that
+/// changed: +1 order (and its amount) for its new status, -1 for the status it replaced.
+/// Runs under the batch lock (below), so no other writer changes `current_orders` between
+/// reading the replaced rows and replacing them.
 const UPSERT_ORDERS: &str = "
-INSERT INTO current_orders AS c (tenant, order_id, status, amount_cents, currency, updated_at,
-                                 last_event_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
-                     $6::timestamptz[], $7::uuid[])
-ON CONFLICT (tenant, order_id) DO UPDATE
-   SET status = EXCLUDED.status, amount_cents = EXCLUDED.amount_cents,
-       currency = EXCLUDED.currency, updated_at = EXCLUDED.updated_at,
-       last_event_id = EXCLUDED.last_event_id
- WHERE (EXCLUDED.updated_at, EXCLUDED.last_event_id) > (c.updated_at, c.last_event_id)";
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                         $6::timestamptz[], $7::uuid[])
+        AS u(tenant, order_id, status, amount_cents, currency, updated_at, last_event_id)
+), replaced AS (
+    SELECT c.tenant, c.order_id, c.status, c.amount_cents
+      FROM current_orders c JOIN input i ON c.tenant = i.tenant AND c.order_id = i.order_id
+), upserted AS (
+    INSERT INTO current_orders AS c (tenant, order_id, status, amount_cents, currency,
+                                     updated_at, last_event_id)
+    SELECT * FROM input
+    ON CONFLICT (tenant, order_id) DO UPDATE
+       SET status = EXCLUDED.status, amount_cents = EXCLUDED.amount_cents,
+           currency = EXCLUDED.currency, updated_at = EXCLUDED.updated_at,
+           last_event_id = EXCLUDED.last_event_id
+     WHERE (EXCLUDED.updated_at, EXCLUDED.last_event_id) > (c.updated_at, c.last_event_id)
+    RETURNING c.tenant, c.order_id, c.status, c.amount_cents
+), deltas AS (
+    SELECT tenant, status, 1 AS orders, amount_cents FROM upserted
+    UNION ALL
+    SELECT r.tenant, r.status, -1, -r.amount_cents
+      FROM replaced r JOIN upserted u ON r.tenant = u.tenant AND r.order_id = u.order_id
+), counted AS (
+    INSERT INTO tenant_stats AS t (tenant, status, orders, amount_cents)
+    SELECT tenant, status, sum(orders), sum(amount_cents) FROM deltas GROUP BY tenant, status
+    ON CONFLICT (tenant, status) DO UPDATE
+       SET orders = t.orders + EXCLUDED.orders,
+           amount_cents = t.amount_cents + EXCLUDED.amount_cents
+)
+SELECT count(*) FROM upserted";
 
 const INSERT_DEAD_LETTERS: &str = "
 INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, key, payload, error)
 SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::text[])";
 
-/// Batch ids are handed out under a lock held to the commit, so they increase in commit order
-/// and `max(batch_id)` means "everything up to this batch is visible" to a reader.
+/// Taken before `current_orders` is touched and held to the commit: writers (replicas) take
+/// turns from here on, so the order upsert and `tenant_stats` see every earlier batch, and batch
+/// ids increase in commit order (`max(batch_id)` means "everything up to this batch is visible"
+/// to a reader). Readers are never blocked.
 const LOCK_BATCHES: &str = "LOCK TABLE stream_batches IN SHARE ROW EXCLUSIVE MODE";
 
 const INSERT_BATCH: &str = "
@@ -232,8 +258,10 @@ pub async fn write(
         .collect()
     };
 
-    // 3. current_orders: only events seen for the first time can change an order (a replay
-    //    was applied when it was first inserted), reduced to the newest per order.
+    // 3. current_orders (and tenant_stats): only events seen for the first time can change an
+    //    order (a replay was applied when it was first inserted), reduced to the newest per
+    //    order. From here to the commit, writers take turns.
+    tx.batch_execute(LOCK_BATCHES).await?;
     let latest = latest_per_order(
         batch
             .events
@@ -252,19 +280,21 @@ pub async fn write(
         let currencies: Vec<&str> = latest.iter().map(|e| e.currency.as_str()).collect();
         let times: Vec<DateTime<Utc>> = latest.iter().map(|e| e.event_time).collect();
         let ids: Vec<Uuid> = latest.iter().map(|e| e.event_id).collect();
-        tx.execute(
-            &stmt,
-            &[
-                &tenants,
-                &orders,
-                &statuses,
-                &amounts,
-                &currencies,
-                &times,
-                &ids,
-            ],
-        )
-        .await? as usize
+        let row = tx
+            .query_one(
+                &stmt,
+                &[
+                    &tenants,
+                    &orders,
+                    &statuses,
+                    &amounts,
+                    &currencies,
+                    &times,
+                    &ids,
+                ],
+            )
+            .await?;
+        row.get::<_, i64>(0) as usize
     };
 
     // 4. Dead letters, byte for byte.
@@ -303,7 +333,6 @@ pub async fn write(
         finished_at: Utc::now(),
         write_time: Duration::ZERO,
     };
-    tx.batch_execute(LOCK_BATCHES).await?;
     let stmt = tx.prepare_cached(INSERT_BATCH).await?;
     let as_i32 = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
     let row = tx

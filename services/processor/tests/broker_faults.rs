@@ -64,6 +64,7 @@ async fn assert_exactly_once(db: &TestDb, produced: &[Event]) {
     let expected: BTreeSet<_> = produced.iter().map(|e| e.event_id).collect();
     assert_eq!(stored_ids(db).await, expected);
     assert_eq!(rows as usize, expected.len(), "no event twice");
+    common::assert_tenant_stats_match(db).await;
     assert_eq!(
         common::batched_rows(db).await as usize,
         produced.len(),

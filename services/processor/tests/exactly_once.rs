@@ -101,6 +101,7 @@ async fn assert_exactly_once(db: &TestDb, group: &str, topic: &str, events: &[Ev
 
     // Batches account for every record exactly once, and their ranges tile each partition.
     let c = db.connect().await;
+    common::assert_tenant_stats_match(db).await;
     let input = common::batched_rows(db).await;
     assert_eq!(
         input,

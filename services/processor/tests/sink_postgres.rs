@@ -408,6 +408,7 @@ proptest! {
             assert_eq!(stored.orders, reduce::fold_all(&events).iter()
                 .map(|(k, v)| (k.clone(), (v.status.as_str().to_owned(), v.version.event_id))).collect());
             assert_eq!(stored.event_rows as usize, seen.len());
+            common::assert_tenant_stats_match(&s.db).await;
         });
     }
 }

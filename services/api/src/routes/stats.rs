@@ -1,18 +1,11 @@
 //! `GET /stats?tenant=`: orders, revenue and counts by status per tenant.
-//!
-//! The answer only changes when a batch commits, so it is cached by `as_of_batch` (see
-//! [`stats`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde::Serialize;
 use spine_core::event::EventType;
-use tokio::sync::Mutex;
 
 use crate::error::ApiError;
 use crate::params::Params;
@@ -40,29 +33,14 @@ pub struct StatsResponse {
     pub as_of_batch: i64,
 }
 
-/// Rendered answers by tenant filter, each with the batch it is as of. Bounded: a client
-/// cycling through tenant names cannot grow it without limit.
-#[derive(Default)]
-pub struct StatsCache(BTreeMap<Option<String>, Entry>);
-
-struct Entry {
-    as_of: i64,
-    body: Bytes,
-    /// A newer answer is being computed: serve this one meanwhile.
-    refreshing: bool,
-}
-
-const CACHE_ENTRIES: usize = 256;
-
-pub type SharedStatsCache = Arc<Mutex<StatsCache>>;
-
+/// One statement, so the counts and `as_of_batch` come from the same snapshot. `tenant_stats`
+/// holds a row per tenant and status, kept by the processor in each batch's transaction, so
+/// this reads a few rows however many orders there are.
 fn sql(tenant: bool) -> String {
     format!(
         "WITH b AS ({as_of})
-         SELECT b.as_of, s.tenant, s.status, s.n, s.amount
-           FROM b LEFT JOIN LATERAL (
-                SELECT tenant, status, count(*)::bigint AS n, sum(amount_cents)::bigint AS amount
-                  FROM current_orders {filter} GROUP BY tenant, status) s ON true",
+         SELECT b.as_of, s.tenant, s.status, s.orders, s.amount_cents
+           FROM b LEFT JOIN LATERAL (SELECT * FROM tenant_stats {filter}) s ON true",
         as_of = super::AS_OF_BATCH,
         filter = if tenant { "WHERE tenant = $1" } else { "" }
     )
@@ -97,12 +75,14 @@ pub fn fold(rows: impl IntoIterator<Item = (String, String, i64, i64)>) -> Vec<T
     by_tenant.into_values().collect()
 }
 
-/// Computes the answer from one snapshot: `(as_of_batch, JSON body)`.
-async fn compute(
-    pool: &deadpool_postgres::Pool,
-    tenant: Option<&str>,
-) -> Result<(i64, Bytes), ApiError> {
-    let client = pool.get().await?;
+pub async fn stats(
+    State(app): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<StatsResponse>, ApiError> {
+    let params = Params::parse(raw.as_deref(), &["tenant"])?;
+    let tenant = params.tenant()?;
+
+    let client = app.pool.get().await?;
     let stmt = client.prepare_cached(&sql(tenant.is_some())).await?;
     let rows = match tenant {
         Some(t) => client.query(&stmt, &[&t]).await?,
@@ -116,83 +96,14 @@ async fn compute(
             r.get(3),
             r.get::<_, Option<i64>>(4).unwrap_or(0),
         ))
-    }));
-    let body = serde_json::to_vec(&StatsResponse {
+    }))
+    .into_iter()
+    .filter(|t| t.orders > 0)
+    .collect();
+    Ok(Json(StatsResponse {
         tenants,
         as_of_batch,
-    })
-    .map_err(|e| ApiError::Unavailable(format!("encoding the answer: {e}")))?;
-    Ok((as_of_batch, Bytes::from(body)))
-}
-
-fn store(cache: &mut StatsCache, tenant: Option<String>, as_of: i64, body: Bytes) {
-    if cache.0.len() >= CACHE_ENTRIES && !cache.0.contains_key(&tenant) {
-        cache.0.clear();
-    }
-    cache.0.insert(
-        tenant,
-        Entry {
-            as_of,
-            body,
-            refreshing: false,
-        },
-    );
-}
-
-/// The answer only changes when a batch commits. Between batches a request costs one index
-/// lookup (the newest batch id). When a batch lands, the first request starts recomputing in
-/// the background and every request is answered from the previous batch until that is done:
-/// each answer is consistent and says which batch it is as of, and no request waits behind
-/// a scan of every order.
-pub async fn stats(
-    State(app): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(raw.as_deref(), &["tenant"])?;
-    let tenant = params.tenant()?.map(str::to_owned);
-
-    let latest: i64 = {
-        let client = app.pool.get().await?;
-        let stmt = client.prepare_cached(super::AS_OF_BATCH).await?;
-        client.query_one(&stmt, &[]).await?.get(0)
-    };
-    {
-        let mut cache = app.stats_cache.lock().await;
-        if let Some(entry) = cache.0.get_mut(&tenant) {
-            if entry.as_of == latest || entry.refreshing {
-                return Ok(json(entry.body.clone()));
-            }
-            entry.refreshing = true;
-            let stale = entry.body.clone();
-            let (pool, cache, key) = (app.pool.clone(), app.stats_cache.clone(), tenant.clone());
-            tokio::spawn(async move {
-                let fresh = compute(&pool, key.as_deref()).await;
-                let mut cache = cache.lock().await;
-                match fresh {
-                    Ok((as_of, body)) => store(&mut cache, key, as_of, body),
-                    Err(_) => {
-                        if let Some(e) = cache.0.get_mut(&key) {
-                            e.refreshing = false; // the next request tries again
-                        }
-                    }
-                }
-            });
-            return Ok(json(stale));
-        }
-    }
-    // Nothing cached for this filter yet: compute it now.
-    let (as_of, body) = compute(&app.pool, tenant.as_deref()).await?;
-    store(
-        &mut *app.stats_cache.lock().await,
-        tenant,
-        as_of,
-        body.clone(),
-    );
-    Ok(json(body))
-}
-
-fn json(body: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }))
 }
 
 #[cfg(test)]

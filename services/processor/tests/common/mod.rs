@@ -214,3 +214,26 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// `tenant_stats` must always equal the grouping of `current_orders` it summarises.
+pub async fn assert_tenant_stats_match(db: &TestDb) {
+    let c = db.connect().await;
+    let differences: i64 = c
+        .query_one(
+            "SELECT count(*) FROM (
+                (SELECT tenant, status, orders, amount_cents FROM tenant_stats WHERE orders <> 0
+                 EXCEPT SELECT tenant, status, count(*), sum(amount_cents)::bigint FROM current_orders GROUP BY 1, 2)
+                UNION ALL
+                (SELECT tenant, status, count(*), sum(amount_cents)::bigint FROM current_orders GROUP BY 1, 2
+                 EXCEPT SELECT tenant, status, orders, amount_cents FROM tenant_stats WHERE orders <> 0)
+             ) AS d",
+            &[],
+        )
+        .await
+        .expect("compare tenant_stats")
+        .get(0);
+    assert_eq!(
+        differences, 0,
+        "tenant_stats = the counts of current_orders by tenant and status"
+    );
+}
