@@ -7,20 +7,15 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use futures::Stream;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use spine_tui::app::{ApiPoll, App, Connection, FetchError, Msg};
+use spine_tui::app::{ApiPoll, App, FetchError, Msg};
 use spine_tui::model::{StatsResponse, TailRecord};
 use spine_tui::run::{ui_loop, FRAME};
 use tokio::sync::{mpsc, watch};
 
+mod common;
+
 fn app() -> App {
-    App::new(
-        Connection {
-            api: "http://localhost:8000".into(),
-            brokers: "localhost:9092".into(),
-            topic: "events".into(),
-        },
-        Instant::now(),
-    )
+    common::local_app(Instant::now())
 }
 
 /// Keys typed at the given times after the start, then nothing (the stream stays open).

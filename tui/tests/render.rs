@@ -11,11 +11,13 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 use ratatui::Terminal;
-use spine_tui::app::{Action, ApiPoll, App, BrokerReport, Connection, FetchError, Msg, WallTime};
+use spine_tui::app::{Action, ApiPoll, App, BrokerReport, Msg, WallTime};
 use spine_tui::model::{
     Batch, BatchesResponse, Order, OrdersResponse, PartitionLag, PartitionRange, StatsResponse,
     TailRecord, TenantStats,
 };
+
+mod common;
 
 fn at(secs: u32) -> WallTime {
     FixedOffset::east_opt(0)
@@ -130,28 +132,14 @@ fn poll(secs: u32, batch: i64, orders: Vec<Order>) -> Msg {
 }
 
 fn api_down(secs: u32) -> Msg {
-    let e = || FetchError::Unreachable("Connection refused (os error 111)".into());
-    Msg::Api(ApiPoll {
-        at: at(secs),
-        tenant: None,
-        orders: Err(e()),
-        stats: Err(e()),
-        batches: Err(e()),
-    })
+    common::api_unreachable(at(secs), "Connection refused (os error 111)")
 }
 
 /// A screen with everything on it: two polls (so one order changed status and one is new),
 /// twelve records on the tail (one malformed, one with a hostile tenant), both sources up.
 fn fixture() -> App {
     let t0 = Instant::now();
-    let mut app = App::new(
-        Connection {
-            api: "http://localhost:8000".into(),
-            brokers: "localhost:9092".into(),
-            topic: "events".into(),
-        },
-        t0,
-    );
+    let mut app = common::local_app(t0);
     app.update(Msg::Broker {
         at: at(0),
         report: BrokerReport::Up { partitions: 3 },
@@ -550,14 +538,7 @@ fn an_unreachable_api_is_said_in_the_header_and_the_panes_keep_their_data() {
 
 #[test]
 fn an_api_never_reached_and_a_dead_broker() {
-    let mut app = App::new(
-        Connection {
-            api: "http://localhost:8000".into(),
-            brokers: "localhost:9092".into(),
-            topic: "events".into(),
-        },
-        Instant::now(),
-    );
+    let mut app = common::local_app(Instant::now());
     let screen = text(&render(&app, 80, 24));
     assert!(
         screen.starts_with(

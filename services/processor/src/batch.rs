@@ -2,7 +2,7 @@
 //! parsed, with the offset range it covers in each partition.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use spine_core::event::{parse_event, Event};
@@ -42,8 +42,8 @@ pub struct Batch {
     /// written).
     pub in_batch_duplicates: Vec<(i32, i64)>,
     ids: HashSet<uuid::Uuid>,
+    /// When the batch's first record was taken.
     pub started_at: DateTime<Utc>,
-    pub first_record: Option<Instant>,
     /// Time spent polling and parsing this batch's records (idle waiting excluded).
     pub fetch_time: Duration,
 }
@@ -57,7 +57,6 @@ impl Default for Batch {
             in_batch_duplicates: Vec::new(),
             ids: HashSet::new(),
             started_at: Utc::now(),
-            first_record: None,
             fetch_time: Duration::ZERO,
         }
     }
@@ -88,8 +87,7 @@ impl Batch {
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
     ) {
-        if self.first_record.is_none() {
-            self.first_record = Some(Instant::now());
+        if self.ranges.is_empty() {
             self.started_at = Utc::now();
         }
         let range = self.ranges.entry(partition).or_insert(OffsetRange {

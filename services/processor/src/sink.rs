@@ -36,7 +36,6 @@ pub struct Committed {
     pub orders_upserted: usize,
     pub stale_skipped: usize,
     pub dead_lettered: usize,
-    pub finished_at: DateTime<Utc>,
     pub write_time: Duration,
 }
 
@@ -152,7 +151,7 @@ INSERT INTO stream_batches (batch_id, consumer_group, topic, started_at, finishe
                             dead_lettered, fetch_ms, write_ms, total_ms)
 VALUES ((SELECT coalesce(max(batch_id), 0) + 1 FROM stream_batches), $1, $2, $3,
         clock_timestamp(), $4, $5, $6, $7, $8, $9, $10::float8, $11::float8, round(($10::float8 + $11::float8)::numeric, 3)::float8)
-RETURNING batch_id, finished_at";
+RETURNING batch_id";
 
 const INSERT_BATCH_PARTITIONS: &str = "
 INSERT INTO stream_batch_partitions (batch_id, kafka_partition, start_offset, end_offset)
@@ -330,7 +329,6 @@ pub async fn write(
         orders_upserted: upserted,
         stale_skipped: latest.len() - upserted,
         dead_lettered: batch.dead_letters.len(),
-        finished_at: Utc::now(),
         write_time: Duration::ZERO,
     };
     let stmt = tx.prepare_cached(INSERT_BATCH).await?;
@@ -354,7 +352,6 @@ pub async fn write(
         )
         .await?;
     let batch_id: i64 = row.get(0);
-    let finished_at: DateTime<Utc> = row.get(1);
     let stmt = tx.prepare_cached(INSERT_BATCH_PARTITIONS).await?;
     tx.execute(&stmt, &[&batch_id, &partitions, &starts, &ends])
         .await?;
@@ -368,7 +365,6 @@ pub async fn write(
     }
     Ok(Committed {
         batch_id,
-        finished_at,
         write_time: started.elapsed(),
         ..counts
     })

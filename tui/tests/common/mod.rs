@@ -1,7 +1,34 @@
 //! Helpers shared by spine-tui's integration tests.
 #![allow(dead_code)] // each test binary uses a different part
 
+use std::time::Instant;
+
 use spine_testkit::kafka::Raw;
+use spine_tui::app::{ApiPoll, App, Connection, FetchError, Msg, WallTime};
+
+/// An `App` watching a local spine, as the tests start it.
+pub fn local_app(started: Instant) -> App {
+    App::new(
+        Connection {
+            api: "http://localhost:8000".into(),
+            brokers: "localhost:9092".into(),
+            topic: "events".into(),
+        },
+        started,
+    )
+}
+
+/// An API poll in which every route failed to connect with `reason`.
+pub fn api_unreachable(at: WallTime, reason: &str) -> Msg {
+    let e = || FetchError::Unreachable(reason.into());
+    Msg::Api(ApiPoll {
+        at,
+        tenant: None,
+        orders: Err(e()),
+        stats: Err(e()),
+        batches: Err(e()),
+    })
+}
 
 pub fn event_json(tenant: &str, ty: &str, order: &str, cents: i64) -> Vec<u8> {
     serde_json::json!({
