@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use spine_core::event::{EventType, MAX_ID_CHARS};
+use spine_core::event::{check_identifier, EventType, MAX_ID_CHARS};
 
 use crate::error::ApiError;
 
@@ -59,17 +59,13 @@ impl Params {
     pub fn tenant(&self) -> Result<Option<&str>, ApiError> {
         match self.0.get("tenant") {
             None => Ok(None),
-            Some(t) => {
-                let n = t.chars().count();
-                if n == 0 || n > MAX_ID_CHARS || t.chars().any(char::is_control) {
-                    Err(ApiError::BadRequest(format!(
-                        "tenant must be 1 to {MAX_ID_CHARS} characters without control characters, got {}",
-                        quote(t)
-                    )))
-                } else {
-                    Ok(Some(t.as_str()))
-                }
-            }
+            Some(t) => match check_identifier(t) {
+                Ok(()) => Ok(Some(t.as_str())),
+                Err(_) => Err(ApiError::BadRequest(format!(
+                    "tenant must be 1 to {MAX_ID_CHARS} characters without control characters, got {}",
+                    quote(t)
+                ))),
+            },
         }
     }
 

@@ -259,21 +259,40 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, InvalidEvent> {
     })
 }
 
-fn identifier(field: &'static str, value: Cow<'_, str>) -> Result<String, InvalidEvent> {
+/// Why a string is not a valid identifier (a tenant or an order id), if it is not: the one rule
+/// the events, the API's parameters and the producer's settings share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifierProblem {
+    /// Not 1 to [`MAX_ID_CHARS`] characters; holds the length in characters.
+    Length(usize),
+    /// Holds a control character (Postgres text cannot hold NUL; a terminal must not get ESC).
+    ControlCharacter,
+}
+
+/// Checks the identifier rule: 1 to [`MAX_ID_CHARS`] characters, no control characters.
+pub fn check_identifier(value: &str) -> Result<(), IdentifierProblem> {
     let chars = value.chars().count();
     if chars == 0 || chars > MAX_ID_CHARS {
-        return Err(field_error(
+        Err(IdentifierProblem::Length(chars))
+    } else if value.chars().any(char::is_control) {
+        Err(IdentifierProblem::ControlCharacter)
+    } else {
+        Ok(())
+    }
+}
+
+fn identifier(field: &'static str, value: Cow<'_, str>) -> Result<String, InvalidEvent> {
+    match check_identifier(&value) {
+        Ok(()) => Ok(value.into_owned()),
+        Err(IdentifierProblem::Length(chars)) => Err(field_error(
             field,
             format!("expected 1 to {MAX_ID_CHARS} characters, got {chars}"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(field_error(
+        )),
+        Err(IdentifierProblem::ControlCharacter) => Err(field_error(
             field,
             format!("must not contain control characters, got {}", quote(&value)),
-        ));
+        )),
     }
-    Ok(value.into_owned())
 }
 
 #[cfg(test)]

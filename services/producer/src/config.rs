@@ -2,7 +2,7 @@
 
 use clap::{Parser, ValueEnum};
 use spine_core::config::{parse_u64_in, KafkaArgs, LogArgs, MetricsArgs};
-use spine_core::event::MAX_ID_CHARS;
+use spine_core::event::{check_identifier, MAX_ID_CHARS};
 
 /// Writes synthetic order events to the topic, keyed by tenant.
 #[derive(Parser, Debug, Clone)]
@@ -71,7 +71,7 @@ fn parse_tenants(s: &str) -> Result<Tenants, String> {
         return Err("expected a comma-separated list of tenant names".into());
     }
     for t in &tenants {
-        if t.chars().count() > MAX_ID_CHARS || t.chars().any(char::is_control) {
+        if check_identifier(t).is_err() {
             return Err(format!(
                 "expected tenant names of 1 to {MAX_ID_CHARS} characters without control characters"
             ));
