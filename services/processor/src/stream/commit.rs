@@ -1,0 +1,152 @@
+//! Writing one batch: the sink's transaction, retried while Postgres fails transiently, and
+//! what to do when the offset fence refuses it (another writer got there first).
+
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use tracing::{info, warn};
+
+use super::context::retry_backoff;
+use super::offsets::commit_to_kafka;
+use super::run::LoopState;
+use crate::batch::Batch;
+use crate::config::CrashPoint;
+use crate::sink::{self, Committed, SinkError, Target};
+
+impl LoopState<'_> {
+    /// Writes the loop's batch, retrying transient failures, and moves `positions` past it.
+    /// `None` when nothing was committed (the batch was abandoned for shutdown, or everything
+    /// in it had been written by another writer).
+    pub(super) fn commit(&mut self) -> anyhow::Result<Option<Committed>> {
+        let ctx = self.consumer.context();
+        let (cfg, metrics, batch_number) = (self.cfg, self.metrics, self.batch_number);
+        if cfg.crash_at == Some(CrashPoint::PauseBeforeWrite(batch_number)) {
+            eprintln!(
+                "spine-processor: test hook: pausing before writing batch {batch_number} ({})",
+                format_ranges(&self.batch)
+            );
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        let high_watermarks = ctx.high_watermarks();
+        let mut backoff = retry_backoff();
+        loop {
+            let target = Target {
+                consumer_group: &cfg.consumer_group,
+                topic: &cfg.topic,
+                high_watermarks: &high_watermarks,
+            };
+            let batch = &self.batch;
+            let result = ctx.rt.block_on(async {
+                let mut client = ctx
+                    .pool
+                    .get()
+                    .await
+                    .map_err(|e| SinkError::Unavailable(e.to_string()))?;
+                sink::write(&mut client, batch, &target, cfg.crash_at, batch_number).await
+            });
+            match result {
+                Ok(committed) => {
+                    self.readiness.set(true);
+                    for (&p, r) in &self.batch.ranges {
+                        self.positions.insert(p, r.end);
+                    }
+                    commit_to_kafka(
+                        self.consumer,
+                        &cfg.topic,
+                        &self.positions,
+                        CommitMode::Async,
+                    );
+                    let total = self.batch.fetch_time + committed.write_time;
+                    metrics.record(&committed, total.as_secs_f64());
+                    for (&p, &pos) in &self.positions {
+                        if let Some(&hw) = high_watermarks.get(&p) {
+                            metrics
+                                .lag
+                                .with_label_values(&[&p.to_string()])
+                                .set((hw - pos).max(0));
+                        }
+                    }
+                    info!(
+                        batch_id = committed.batch_id,
+                        input_rows = committed.input_rows,
+                        inserted = committed.events_inserted,
+                        duplicates = committed.duplicates,
+                        upserted = committed.orders_upserted,
+                        stale = committed.stale_skipped,
+                        dead_lettered = committed.dead_lettered,
+                        offsets = %format_ranges(&self.batch),
+                        fetch_ms = self.batch.fetch_time.as_millis() as u64,
+                        write_ms = committed.write_time.as_millis() as u64,
+                        rows_per_sec = (committed.input_rows as f64 / total.as_secs_f64().max(1e-6)) as u64,
+                        "batch committed"
+                    );
+                    return Ok(Some(committed));
+                }
+                Err(SinkError::Fenced) => {
+                    metrics.fenced.inc();
+                    let partitions: Vec<i32> = self.batch.ranges.keys().copied().collect();
+                    let stored = loop {
+                        match ctx.stored_offsets(&partitions, false) {
+                            Ok(stored) => break stored,
+                            Err(e) => {
+                                warn!(error = %e, "cannot read stored offsets after a fenced write");
+                                if !backoff.wait_blocking(&ctx.shutdown) {
+                                    return Ok(None);
+                                }
+                            }
+                        }
+                    };
+                    for (p, range) in self.batch.ranges.clone() {
+                        match stored.get(&p) {
+                            Some(&s) if s >= range.start => {
+                                if s != range.start {
+                                    warn!(partition = p, ours = range.start, stored = s,
+                                          "another writer committed this partition ahead of us; skipping what it wrote");
+                                }
+                                self.batch.advance_partition(p, s);
+                                self.positions.insert(p, s);
+                            }
+                            other => {
+                                // The stored offset went backwards or vanished: someone reset
+                                // it. Start over from a fresh assignment.
+                                warn!(partition = p, ours = range.start, stored = ?other,
+                                      "stored offset moved backwards; re-joining the group to re-read it");
+                                self.rejoin()?;
+                                self.positions.clear();
+                                return Ok(None);
+                            }
+                        }
+                    }
+                    if self.batch.is_empty() {
+                        return Ok(None);
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    self.readiness.set(false);
+                    metrics.write_retries.inc();
+                    warn!(error = %e, retry_in_ms = backoff.peek().as_millis() as u64,
+                          "batch write failed; retrying the same batch (offsets unchanged)");
+                    if !backoff.wait_blocking(&ctx.shutdown) {
+                        warn!("shutdown during retries: abandoning the uncommitted batch; it will be re-read");
+                        return Ok(None);
+                    }
+                }
+                Err(e) => {
+                    return Err(anyhow::anyhow!(e).context(
+                        "writing a batch failed with a non-transient error; nothing was committed",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The batch's offset ranges, for the log: `0:[10,12) 2:[5,8)`.
+pub(super) fn format_ranges(batch: &Batch) -> String {
+    batch
+        .ranges
+        .iter()
+        .map(|(p, r)| format!("{p}:[{},{})", r.start, r.end))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,225 @@
+//! The consumer's context: what librdkafka calls back into. The rebalance callback assigns
+//! partitions at the offsets stored in Postgres and tells the loop; the statistics callback
+//! keeps each partition's end offset; the error callback logs, rate-limited.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use deadpool_postgres::Pool;
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use serde::Deserialize;
+use spine_core::backoff::Backoff;
+use spine_core::throttle::Throttle;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{format_offsets, lock, LoopConfig};
+use crate::sink;
+
+/// What the rebalance callback hands to the loop.
+#[derive(Debug, Default)]
+pub(super) struct Assignment {
+    /// The stored offset of every partition this member owns.
+    pub positions: BTreeMap<i32, i64>,
+    /// Bumped on every assignment or revocation, so the loop notices and drops its batch.
+    pub generation: u64,
+}
+
+pub struct StreamContext {
+    pub(super) rt: Handle,
+    pub(super) pool: Pool,
+    topic: String,
+    consumer_group: String,
+    pub(super) shutdown: CancellationToken,
+    pub(super) assignment: Mutex<Assignment>,
+    high_watermarks: Mutex<BTreeMap<i32, i64>>,
+    errors: Throttle,
+}
+
+/// The part of librdkafka's statistics JSON we read: each partition's end offset.
+#[derive(Deserialize)]
+struct Stats {
+    #[serde(default)]
+    topics: BTreeMap<String, StatsTopic>,
+}
+#[derive(Deserialize)]
+struct StatsTopic {
+    #[serde(default)]
+    partitions: BTreeMap<i32, StatsPartition>,
+}
+#[derive(Deserialize)]
+struct StatsPartition {
+    hi_offset: i64,
+}
+
+impl ClientContext for StreamContext {
+    fn stats_raw(&self, raw: &[u8]) {
+        let Ok(stats) = serde_json::from_slice::<Stats>(raw) else {
+            return;
+        };
+        if let Some(topic) = stats.topics.get(&self.topic) {
+            let mut hw = lock(&self.high_watermarks);
+            for (&p, part) in &topic.partitions {
+                if p >= 0 && part.hi_offset >= 0 {
+                    hw.insert(p, part.hi_offset);
+                }
+            }
+        }
+    }
+
+    /// librdkafka reports every failed reconnect; say it once per distinct error and then at
+    /// most every 30 s, as a warning (it retries by itself; nothing is lost meanwhile).
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        {
+            return; // reaching the end of a partition is news only to --available-now
+        }
+        let text = format!("{error}: {reason}");
+        if self.errors.allow(&text) {
+            warn!(error = %text, "kafka client error (retrying)");
+        }
+    }
+}
+
+impl ConsumerContext for StreamContext {
+    /// Assign at the offsets stored in Postgres, never Kafka's committed ones: they are the
+    /// ones written in the same transaction as the data.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let partitions: Vec<i32> = tpl
+                    .elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect();
+                let Some(offsets) = self.load_offsets_retrying(&partitions) else {
+                    // Shutting down: take nothing.
+                    let _ = consumer.assign(&TopicPartitionList::new());
+                    return;
+                };
+                for (&p, &offset) in &offsets {
+                    let _ = tpl.set_partition_offset(&self.topic, p, Offset::Offset(offset));
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    warn!(error = %e, "assigning partitions failed");
+                }
+                info!(
+                    partitions = %format_offsets(&offsets),
+                    "partitions assigned, resuming from the offsets stored in Postgres"
+                );
+                let mut a = lock(&self.assignment);
+                a.positions = offsets;
+                a.generation += 1;
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let _ = consumer.unassign();
+                let mut a = lock(&self.assignment);
+                info!(partitions = ?a.positions.keys().collect::<Vec<_>>(), "partitions revoked");
+                a.positions.clear();
+                a.generation += 1;
+            }
+            other => {
+                warn!(error = ?other, "rebalance failed; dropping the assignment");
+                let _ = consumer.unassign();
+                let mut a = lock(&self.assignment);
+                a.positions.clear();
+                a.generation += 1;
+            }
+        }
+    }
+}
+
+impl StreamContext {
+    /// The stored offsets of `partitions` (with `init`, rows are created at 0 for partitions
+    /// the group has never read), read from this thread through the async pool.
+    pub(super) fn stored_offsets(
+        &self,
+        partitions: &[i32],
+        init: bool,
+    ) -> Result<BTreeMap<i32, i64>, String> {
+        self.rt.block_on(async {
+            let client = self.pool.get().await.map_err(|e| e.to_string())?;
+            let (g, t) = (&self.consumer_group, &self.topic);
+            let stored = if init {
+                sink::load_or_init_offsets(&**client, g, t, partitions).await
+            } else {
+                sink::load_offsets(&**client, g, t, partitions).await
+            };
+            stored.map_err(|e| e.to_string())
+        })
+    }
+
+    fn load_offsets_retrying(&self, partitions: &[i32]) -> Option<BTreeMap<i32, i64>> {
+        let mut backoff = retry_backoff();
+        loop {
+            match self.stored_offsets(partitions, true) {
+                Ok(offsets) => return Some(offsets),
+                Err(e) => {
+                    warn!(error = %e, retry_in_ms = backoff.peek().as_millis() as u64, "cannot read stored offsets");
+                    if !backoff.wait_blocking(&self.shutdown) {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn high_watermarks(&self) -> BTreeMap<i32, i64> {
+        lock(&self.high_watermarks).clone()
+    }
+}
+
+/// The stream thread's retries (reading offsets, writing a batch): 100 ms doubling to 10 s.
+pub(super) fn retry_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
+}
+
+pub fn create_consumer(
+    cfg: &LoopConfig,
+    pool: Pool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BaseConsumer<StreamContext>> {
+    let context = StreamContext {
+        rt: Handle::current(),
+        pool,
+        topic: cfg.topic.clone(),
+        consumer_group: cfg.consumer_group.clone(),
+        shutdown,
+        assignment: Mutex::new(Assignment::default()),
+        high_watermarks: Mutex::new(BTreeMap::new()),
+        errors: Throttle::default(),
+    };
+    ClientConfig::new()
+        .set("bootstrap.servers", &cfg.bootstrap)
+        .set("group.id", &cfg.consumer_group)
+        .set("client.id", "spine-processor")
+        // Offsets live in Postgres; Kafka's copy is only committed for tools to show lag.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("statistics.interval.ms", "1000")
+        // A replica killed with SIGKILL holds its partitions until its session expires: keep
+        // that short (6 s is the brokers' default minimum).
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1500")
+        .set(
+            "enable.partition.eof",
+            if cfg.available_now { "true" } else { "false" },
+        )
+        .create_with_context(context)
+        .context("creating the Kafka consumer")
+}

@@ -1,0 +1,63 @@
+//! The Kafka side: a consumer-group member that seeks to the offsets stored in Postgres on
+//! every assignment, cuts micro-batches on the trigger, and hands each to the sink.
+//!
+//! It runs on a thread of its own: librdkafka calls the rebalance callback from `poll`, and
+//! the callback must read Postgres before the partitions start fetching, so it blocks on the
+//! async pool from there (`Handle::block_on`), which is only allowed outside the runtime.
+//!
+//! - [`context`]: the consumer's context: the rebalance callback (assign at the stored
+//!   offsets), librdkafka's statistics (partition ends) and error reports;
+//! - [`offsets`]: offsets read from Postgres and the broker, committed to Kafka, and the
+//!   stall check;
+//! - [`commit`]: writing one batch, retrying transient failures and resolving a fence;
+//! - [`decide`]: the loop's two decisions (cut the batch? is `--available-now` done?), pure;
+//! - [`run`]: the poll loop and its state.
+
+mod commit;
+mod context;
+pub mod decide;
+mod offsets;
+mod run;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use context::{create_consumer, StreamContext};
+pub use run::run;
+
+use crate::config::CrashPoint;
+
+/// What the loop needs to know.
+#[derive(Debug, Clone)]
+pub struct LoopConfig {
+    pub bootstrap: String,
+    pub topic: String,
+    pub consumer_group: String,
+    pub trigger: Duration,
+    pub max_batch_rows: usize,
+    pub available_now: bool,
+    pub crash_at: Option<CrashPoint>,
+}
+
+/// Totals of one run, returned when the loop ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub batches: u64,
+    pub input_rows: u64,
+    pub events_inserted: u64,
+    pub duplicates: u64,
+    pub dead_lettered: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn format_offsets(offsets: &BTreeMap<i32, i64>) -> String {
+    offsets
+        .iter()
+        .map(|(p, o)| format!("{p}@{o}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
