@@ -1,4 +1,4 @@
-//! `spine-processor`'s configuration (SPEC.md's table).
+//! `spine-processor`'s configuration (docs/contracts.md, "Configuration").
 
 use std::str::FromStr;
 use std::time::Duration;

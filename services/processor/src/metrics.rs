@@ -1,8 +1,10 @@
-//! The processor's Prometheus metrics (SPEC.md "Metrics").
+//! The processor's Prometheus metrics (docs/contracts.md, "Metrics").
 
 use prometheus::{
     histogram_opts, opts, Histogram, IntCounter, IntCounterVec, IntGaugeVec, Registry,
 };
+
+use spine_core::metrics::register;
 
 use crate::sink::Committed;
 
@@ -20,53 +22,61 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let batches = IntCounter::with_opts(opts!(
-            "spine_processor_batches_total",
-            "Micro-batches committed"
-        ))
-        .expect("valid metric");
-        let rows = IntCounterVec::new(
-            opts!(
-                "spine_processor_rows_total",
-                "Records processed, by outcome: inserted, duplicate, stale, dead_letter"
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let batch_duration = Histogram::with_opts(histogram_opts!(
-            "spine_processor_batch_duration_seconds",
-            "Time to fetch and write one micro-batch",
-            vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
-        ))
-        .expect("valid metric");
-        let lag = IntGaugeVec::new(
-            opts!(
-                "spine_processor_lag",
-                "Records between the committed offset and the partition's end"
-            ),
-            &["partition"],
-        )
-        .expect("valid metric");
-        let write_retries = IntCounter::with_opts(opts!(
-            "spine_processor_write_retries_total",
-            "Batch writes retried after a transient Postgres error"
-        ))
-        .expect("valid metric");
-        let fenced = IntCounter::with_opts(opts!(
-            "spine_processor_fenced_total",
-            "Batch writes refused because another writer moved the stored offsets"
-        ))
-        .expect("valid metric");
-        for c in [
-            Box::new(batches.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(rows.clone()),
-            Box::new(batch_duration.clone()),
-            Box::new(lag.clone()),
-            Box::new(write_retries.clone()),
-            Box::new(fenced.clone()),
-        ] {
-            registry.register(c).expect("unique metric names");
-        }
+        let batches = register(
+            &registry,
+            IntCounter::with_opts(opts!(
+                "spine_processor_batches_total",
+                "Micro-batches committed"
+            ))
+            .expect("valid metric"),
+        );
+        let rows = register(
+            &registry,
+            IntCounterVec::new(
+                opts!(
+                    "spine_processor_rows_total",
+                    "Records processed, by outcome: inserted, duplicate, stale, dead_letter"
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+        );
+        let batch_duration = register(
+            &registry,
+            Histogram::with_opts(histogram_opts!(
+                "spine_processor_batch_duration_seconds",
+                "Time to fetch and write one micro-batch",
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
+            ))
+            .expect("valid metric"),
+        );
+        let lag = register(
+            &registry,
+            IntGaugeVec::new(
+                opts!(
+                    "spine_processor_lag",
+                    "Records between the committed offset and the partition's end"
+                ),
+                &["partition"],
+            )
+            .expect("valid metric"),
+        );
+        let write_retries = register(
+            &registry,
+            IntCounter::with_opts(opts!(
+                "spine_processor_write_retries_total",
+                "Batch writes retried after a transient Postgres error"
+            ))
+            .expect("valid metric"),
+        );
+        let fenced = register(
+            &registry,
+            IntCounter::with_opts(opts!(
+                "spine_processor_fenced_total",
+                "Batch writes refused because another writer moved the stored offsets"
+            ))
+            .expect("valid metric"),
+        );
         // Every outcome shows from the start, at 0.
         for outcome in ["inserted", "duplicate", "stale", "dead_letter"] {
             rows.with_label_values(&[outcome]);
@@ -103,5 +113,37 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_registered_and_each_outcome_shows_from_the_start() {
+        let m = Metrics::new();
+        m.lag.with_label_values(&["0"]).set(3);
+        let families = m.registry.gather();
+        let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+        for name in [
+            "spine_processor_batches_total",
+            "spine_processor_rows_total",
+            "spine_processor_batch_duration_seconds",
+            "spine_processor_lag",
+            "spine_processor_write_retries_total",
+            "spine_processor_fenced_total",
+        ] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+        let rows = families
+            .iter()
+            .find(|f| f.name() == "spine_processor_rows_total")
+            .expect("rows");
+        assert_eq!(
+            rows.get_metric().len(),
+            4,
+            "inserted, duplicate, stale, dead_letter"
+        );
     }
 }
