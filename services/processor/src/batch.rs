@@ -33,7 +33,8 @@ pub struct OffsetRange {
     pub end: i64,
 }
 
-#[derive(Debug)]
+/// An empty batch is `Batch::default()`; it reads no clock (the first [`Batch::push`] does).
+#[derive(Debug, Default)]
 pub struct Batch {
     pub events: Vec<Located>,
     pub dead_letters: Vec<DeadLetter>,
@@ -42,24 +43,10 @@ pub struct Batch {
     /// written).
     pub in_batch_duplicates: Vec<(i32, i64)>,
     ids: HashSet<uuid::Uuid>,
-    /// When the batch's first record was taken.
-    pub started_at: DateTime<Utc>,
+    /// When the batch's first record was taken (`None` while it is empty).
+    pub started_at: Option<DateTime<Utc>>,
     /// Time spent polling and parsing this batch's records (idle waiting excluded).
     pub fetch_time: Duration,
-}
-
-impl Default for Batch {
-    fn default() -> Self {
-        Batch {
-            events: Vec::new(),
-            dead_letters: Vec::new(),
-            ranges: BTreeMap::new(),
-            in_batch_duplicates: Vec::new(),
-            ids: HashSet::new(),
-            started_at: Utc::now(),
-            fetch_time: Duration::ZERO,
-        }
-    }
 }
 
 impl Batch {
@@ -87,8 +74,8 @@ impl Batch {
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
     ) {
-        if self.ranges.is_empty() {
-            self.started_at = Utc::now();
+        if self.started_at.is_none() {
+            self.started_at = Some(Utc::now());
         }
         let range = self.ranges.entry(partition).or_insert(OffsetRange {
             start: position,
@@ -169,6 +156,16 @@ mod tests {
         assert_eq!(b.dead_letters.len(), 1);
         assert_eq!(b.dead_letters[0].payload.as_deref(), Some(&b"garbage"[..]));
         assert_eq!(b.input_rows(), 3);
+    }
+
+    #[test]
+    fn a_batch_starts_when_its_first_record_is_taken() {
+        let mut b = Batch::default();
+        assert_eq!(b.started_at, None);
+        b.push(0, 0, 0, None, Some(&good(1, "a")));
+        let first = b.started_at.expect("set by the first record");
+        b.push(0, 1, 0, None, Some(&good(2, "a")));
+        assert_eq!(b.started_at, Some(first), "later records leave it alone");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `spine-processor`: the micro-batch stream processor (SPEC.md "The processor's semantics").
+//! `spine-processor`: the micro-batch stream processor (docs/architecture.md; its settings,
+//! tables and metrics are in docs/contracts.md).
 //!
 //! Every `TRIGGER_INTERVAL_MS` it takes what arrived since the last batch, validates and
 //! reduces it, and writes events, order upserts, dead letters, the new offsets and the batch's
@@ -7,6 +8,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod faults;
 pub mod metrics;
 pub mod sink;
 pub mod stream;
@@ -15,6 +17,7 @@ pub mod watchdog;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use spine_core::backoff::Backoff;
 use spine_core::ops::OpsServer;
 use spine_core::{db, schema};
 use tokio_util::sync::CancellationToken;
@@ -37,24 +40,27 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> anyhow::Re
         Duration::from_secs(300),
     )?;
     info!(postgres = %args.postgres.describe(), "connecting to Postgres");
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         let attempt = async {
             let mut client = pool.get().await.map_err(anyhow::Error::from)?;
             schema::migrate(&mut client).await
         };
-        tokio::select! {
+        let error = tokio::select! {
             r = attempt => match r {
                 Ok(()) => break,
-                Err(e) => warn!(error = format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "Postgres not ready"),
+                Err(e) => e,
             },
             _ = shutdown.cancelled() => return Ok(Summary::default()),
+        };
+        warn!(
+            error = format!("{error:#}"),
+            retry_in_ms = backoff.peek().as_millis() as u64,
+            "Postgres not ready"
+        );
+        if !backoff.wait(&shutdown).await {
+            return Ok(Summary::default());
         }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.cancelled() => return Ok(Summary::default()),
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
     info!("schema is current");
 

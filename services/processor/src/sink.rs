@@ -16,14 +16,14 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::batch::Batch;
-use crate::config::CrashPoint;
+use crate::faults::FaultPoints;
 
-/// Where the batch is written from: which group and topic, and the last seen end of each
-/// partition.
-pub struct Target<'a> {
-    pub consumer_group: &'a str,
-    pub topic: &'a str,
-    pub high_watermarks: &'a BTreeMap<i32, i64>,
+/// Writes batches of one consumer group's reading of one topic.
+#[derive(Debug)]
+pub struct Writer {
+    consumer_group: String,
+    topic: String,
+    faults: FaultPoints,
 }
 
 /// What a committed batch did.
@@ -162,217 +162,220 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// Writes `batch` in one transaction. `batch_number` counts this process's batches (for the
-/// crash test hook).
-pub async fn write(
-    client: &mut deadpool_postgres::Object,
-    batch: &Batch,
-    target: &Target<'_>,
-    crash_at: Option<CrashPoint>,
-    batch_number: u64,
-) -> Result<Committed, SinkError> {
-    let started = Instant::now();
-    let tx = client.transaction().await?;
-
-    // 1. The fence: every partition's stored offset must still be where this batch started.
-    let partitions: Vec<i32> = batch.ranges.keys().copied().collect();
-    let starts: Vec<i64> = batch.ranges.values().map(|r| r.start).collect();
-    let ends: Vec<i64> = batch.ranges.values().map(|r| r.end).collect();
-    let hwms: Vec<i64> = batch
-        .ranges
-        .iter()
-        .map(|(p, r)| {
-            target
-                .high_watermarks
-                .get(p)
-                .copied()
-                .unwrap_or(r.end)
-                .max(r.end)
-        })
-        .collect();
-    let fence = tx.prepare_cached(FENCE).await?;
-    let moved = tx
-        .execute(
-            &fence,
-            &[
-                &target.consumer_group,
-                &target.topic,
-                &partitions,
-                &starts,
-                &ends,
-                &hwms,
-            ],
-        )
-        .await?;
-    if moved as usize != partitions.len() {
-        tx.rollback().await?;
-        return Err(SinkError::Fenced);
+impl Writer {
+    pub fn new(consumer_group: &str, topic: &str) -> Writer {
+        Writer {
+            consumer_group: consumer_group.to_owned(),
+            topic: topic.to_owned(),
+            faults: FaultPoints::none(),
+        }
     }
 
-    // 2. Events, idempotent by event_id; learn which ones are new.
-    let n = batch.events.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut tenants = Vec::with_capacity(n);
-    let mut types = Vec::with_capacity(n);
-    let mut orders = Vec::with_capacity(n);
-    let mut amounts = Vec::with_capacity(n);
-    let mut currencies = Vec::with_capacity(n);
-    let mut times = Vec::with_capacity(n);
-    let mut event_partitions = Vec::with_capacity(n);
-    let mut offsets = Vec::with_capacity(n);
-    for located in &batch.events {
-        let e = &located.event;
-        ids.push(e.event_id);
-        tenants.push(e.tenant.as_str());
-        types.push(e.event_type.as_str());
-        orders.push(e.order_id.as_str());
-        amounts.push(e.amount_cents);
-        currencies.push(e.currency.as_str());
-        times.push(e.event_time);
-        event_partitions.push(located.partition);
-        offsets.push(located.offset);
+    /// The writer with fault injection for tests (see [`crate::faults`]).
+    pub fn with_faults(self, faults: FaultPoints) -> Writer {
+        Writer { faults, ..self }
     }
-    let inserted: HashSet<Uuid> = if n == 0 {
-        HashSet::new()
-    } else {
-        let stmt = tx.prepare_cached(INSERT_EVENTS).await?;
-        tx.query(
-            &stmt,
-            &[
-                &ids,
-                &tenants,
-                &types,
-                &orders,
-                &amounts,
-                &currencies,
-                &times,
-                &target.topic,
-                &event_partitions,
-                &offsets,
-            ],
-        )
-        .await?
-        .iter()
-        .map(|row| row.get::<_, Uuid>(0))
-        .collect()
-    };
 
-    // 3. current_orders (and tenant_stats): only events seen for the first time can change an
-    //    order (a replay was applied when it was first inserted), reduced to the newest per
-    //    order. From here to the commit, writers take turns.
-    tx.batch_execute(LOCK_BATCHES).await?;
-    let latest = latest_per_order(
-        batch
-            .events
+    pub fn faults(&self) -> &FaultPoints {
+        &self.faults
+    }
+
+    /// Writes `batch` in one transaction. `high_watermarks` is the last seen end of each
+    /// partition (kept with the offsets, for lag).
+    pub async fn write(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        batch: &Batch,
+        high_watermarks: &BTreeMap<i32, i64>,
+    ) -> Result<Committed, SinkError> {
+        let started = Instant::now();
+        let tx = client.transaction().await?;
+
+        // 1. The fence: every partition's stored offset must still be where this batch started.
+        let partitions: Vec<i32> = batch.ranges.keys().copied().collect();
+        let starts: Vec<i64> = batch.ranges.values().map(|r| r.start).collect();
+        let ends: Vec<i64> = batch.ranges.values().map(|r| r.end).collect();
+        let hwms: Vec<i64> = batch
+            .ranges
             .iter()
-            .filter(|l| inserted.contains(&l.event.event_id))
-            .map(|l| &l.event),
-    );
-    let upserted = if latest.is_empty() {
-        0
-    } else {
-        let stmt = tx.prepare_cached(UPSERT_ORDERS).await?;
-        let tenants: Vec<&str> = latest.iter().map(|e| e.tenant.as_str()).collect();
-        let orders: Vec<&str> = latest.iter().map(|e| e.order_id.as_str()).collect();
-        let statuses: Vec<&str> = latest.iter().map(|e| e.event_type.as_str()).collect();
-        let amounts: Vec<i64> = latest.iter().map(|e| e.amount_cents).collect();
-        let currencies: Vec<&str> = latest.iter().map(|e| e.currency.as_str()).collect();
-        let times: Vec<DateTime<Utc>> = latest.iter().map(|e| e.event_time).collect();
-        let ids: Vec<Uuid> = latest.iter().map(|e| e.event_id).collect();
+            .map(|(p, r)| high_watermarks.get(p).copied().unwrap_or(r.end).max(r.end))
+            .collect();
+        let fence = tx.prepare_cached(FENCE).await?;
+        let moved = tx
+            .execute(
+                &fence,
+                &[
+                    &self.consumer_group,
+                    &self.topic,
+                    &partitions,
+                    &starts,
+                    &ends,
+                    &hwms,
+                ],
+            )
+            .await?;
+        if moved as usize != partitions.len() {
+            tx.rollback().await?;
+            return Err(SinkError::Fenced);
+        }
+
+        // 2. Events, idempotent by event_id; learn which ones are new.
+        let n = batch.events.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut tenants = Vec::with_capacity(n);
+        let mut types = Vec::with_capacity(n);
+        let mut orders = Vec::with_capacity(n);
+        let mut amounts = Vec::with_capacity(n);
+        let mut currencies = Vec::with_capacity(n);
+        let mut times = Vec::with_capacity(n);
+        let mut event_partitions = Vec::with_capacity(n);
+        let mut offsets = Vec::with_capacity(n);
+        for located in &batch.events {
+            let e = &located.event;
+            ids.push(e.event_id);
+            tenants.push(e.tenant.as_str());
+            types.push(e.event_type.as_str());
+            orders.push(e.order_id.as_str());
+            amounts.push(e.amount_cents);
+            currencies.push(e.currency.as_str());
+            times.push(e.event_time);
+            event_partitions.push(located.partition);
+            offsets.push(located.offset);
+        }
+        let inserted: HashSet<Uuid> = if n == 0 {
+            HashSet::new()
+        } else {
+            let stmt = tx.prepare_cached(INSERT_EVENTS).await?;
+            tx.query(
+                &stmt,
+                &[
+                    &ids,
+                    &tenants,
+                    &types,
+                    &orders,
+                    &amounts,
+                    &currencies,
+                    &times,
+                    &self.topic,
+                    &event_partitions,
+                    &offsets,
+                ],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get::<_, Uuid>(0))
+            .collect()
+        };
+
+        // 3. current_orders (and tenant_stats): only events seen for the first time can change an
+        //    order (a replay was applied when it was first inserted), reduced to the newest per
+        //    order. From here to the commit, writers take turns.
+        tx.batch_execute(LOCK_BATCHES).await?;
+        let latest = latest_per_order(
+            batch
+                .events
+                .iter()
+                .filter(|l| inserted.contains(&l.event.event_id))
+                .map(|l| &l.event),
+        );
+        let upserted = if latest.is_empty() {
+            0
+        } else {
+            let stmt = tx.prepare_cached(UPSERT_ORDERS).await?;
+            let tenants: Vec<&str> = latest.iter().map(|e| e.tenant.as_str()).collect();
+            let orders: Vec<&str> = latest.iter().map(|e| e.order_id.as_str()).collect();
+            let statuses: Vec<&str> = latest.iter().map(|e| e.event_type.as_str()).collect();
+            let amounts: Vec<i64> = latest.iter().map(|e| e.amount_cents).collect();
+            let currencies: Vec<&str> = latest.iter().map(|e| e.currency.as_str()).collect();
+            let times: Vec<DateTime<Utc>> = latest.iter().map(|e| e.event_time).collect();
+            let ids: Vec<Uuid> = latest.iter().map(|e| e.event_id).collect();
+            let row = tx
+                .query_one(
+                    &stmt,
+                    &[
+                        &tenants,
+                        &orders,
+                        &statuses,
+                        &amounts,
+                        &currencies,
+                        &times,
+                        &ids,
+                    ],
+                )
+                .await?;
+            row.get::<_, i64>(0) as usize
+        };
+
+        // 4. Dead letters, byte for byte.
+        if !batch.dead_letters.is_empty() {
+            let stmt = tx.prepare_cached(INSERT_DEAD_LETTERS).await?;
+            let d = &batch.dead_letters;
+            let partitions: Vec<i32> = d.iter().map(|x| x.partition).collect();
+            let offsets: Vec<i64> = d.iter().map(|x| x.offset).collect();
+            let keys: Vec<Option<&[u8]>> = d.iter().map(|x| x.key.as_deref()).collect();
+            let payloads: Vec<Option<&[u8]>> = d.iter().map(|x| x.payload.as_deref()).collect();
+            let errors: Vec<&str> = d.iter().map(|x| x.error.as_str()).collect();
+            tx.execute(
+                &stmt,
+                &[
+                    &self.topic,
+                    &partitions,
+                    &offsets,
+                    &keys,
+                    &payloads,
+                    &errors,
+                ],
+            )
+            .await?;
+        }
+
+        // 5. The batch's own rows.
+        let duplicates = (n - inserted.len()) + batch.in_batch_duplicates.len();
+        let counts = Committed {
+            batch_id: 0,
+            input_rows: batch.input_rows(),
+            events_inserted: inserted.len(),
+            duplicates,
+            orders_upserted: upserted,
+            stale_skipped: latest.len() - upserted,
+            dead_lettered: batch.dead_letters.len(),
+            write_time: Duration::ZERO,
+        };
+        let stmt = tx.prepare_cached(INSERT_BATCH).await?;
+        let as_i32 = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
         let row = tx
             .query_one(
                 &stmt,
                 &[
-                    &tenants,
-                    &orders,
-                    &statuses,
-                    &amounts,
-                    &currencies,
-                    &times,
-                    &ids,
+                    &self.consumer_group,
+                    &self.topic,
+                    // An empty batch (never cut by the loop) started now.
+                    &batch.started_at.unwrap_or_else(Utc::now),
+                    &as_i32(counts.input_rows),
+                    &as_i32(counts.events_inserted),
+                    &as_i32(counts.duplicates),
+                    &as_i32(counts.orders_upserted),
+                    &as_i32(counts.stale_skipped),
+                    &as_i32(counts.dead_lettered),
+                    &ms(batch.fetch_time),
+                    &ms(started.elapsed()),
                 ],
             )
             .await?;
-        row.get::<_, i64>(0) as usize
-    };
+        let batch_id: i64 = row.get(0);
+        let stmt = tx.prepare_cached(INSERT_BATCH_PARTITIONS).await?;
+        tx.execute(&stmt, &[&batch_id, &partitions, &starts, &ends])
+            .await?;
 
-    // 4. Dead letters, byte for byte.
-    if !batch.dead_letters.is_empty() {
-        let stmt = tx.prepare_cached(INSERT_DEAD_LETTERS).await?;
-        let d = &batch.dead_letters;
-        let partitions: Vec<i32> = d.iter().map(|x| x.partition).collect();
-        let offsets: Vec<i64> = d.iter().map(|x| x.offset).collect();
-        let keys: Vec<Option<&[u8]>> = d.iter().map(|x| x.key.as_deref()).collect();
-        let payloads: Vec<Option<&[u8]>> = d.iter().map(|x| x.payload.as_deref()).collect();
-        let errors: Vec<&str> = d.iter().map(|x| x.error.as_str()).collect();
-        tx.execute(
-            &stmt,
-            &[
-                &target.topic,
-                &partitions,
-                &offsets,
-                &keys,
-                &payloads,
-                &errors,
-            ],
-        )
-        .await?;
+        self.faults.before_commit();
+        tx.commit().await?;
+        self.faults.after_commit();
+        Ok(Committed {
+            batch_id,
+            write_time: started.elapsed(),
+            ..counts
+        })
     }
-
-    // 5. The batch's own rows.
-    let duplicates = (n - inserted.len()) + batch.in_batch_duplicates.len();
-    let counts = Committed {
-        batch_id: 0,
-        input_rows: batch.input_rows(),
-        events_inserted: inserted.len(),
-        duplicates,
-        orders_upserted: upserted,
-        stale_skipped: latest.len() - upserted,
-        dead_lettered: batch.dead_letters.len(),
-        write_time: Duration::ZERO,
-    };
-    let stmt = tx.prepare_cached(INSERT_BATCH).await?;
-    let as_i32 = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
-    let row = tx
-        .query_one(
-            &stmt,
-            &[
-                &target.consumer_group,
-                &target.topic,
-                &batch.started_at,
-                &as_i32(counts.input_rows),
-                &as_i32(counts.events_inserted),
-                &as_i32(counts.duplicates),
-                &as_i32(counts.orders_upserted),
-                &as_i32(counts.stale_skipped),
-                &as_i32(counts.dead_lettered),
-                &ms(batch.fetch_time),
-                &ms(started.elapsed()),
-            ],
-        )
-        .await?;
-    let batch_id: i64 = row.get(0);
-    let stmt = tx.prepare_cached(INSERT_BATCH_PARTITIONS).await?;
-    tx.execute(&stmt, &[&batch_id, &partitions, &starts, &ends])
-        .await?;
-
-    if crash_at == Some(CrashPoint::BeforeCommit(batch_number)) {
-        crash("before-commit", batch_number);
-    }
-    tx.commit().await?;
-    if crash_at == Some(CrashPoint::AfterCommit(batch_number)) {
-        crash("after-commit", batch_number);
-    }
-    Ok(Committed {
-        batch_id,
-        write_time: started.elapsed(),
-        ..counts
-    })
-}
-
-fn crash(point: &str, batch_number: u64) -> ! {
-    eprintln!("spine-processor: test hook: aborting {point} of batch {batch_number}");
-    std::process::abort();
 }
 
 /// The stored offsets of `partitions`, creating rows at offset 0 for partitions this group

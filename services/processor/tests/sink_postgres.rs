@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use spine_core::event::{Event, EventType};
 use spine_core::reduce::{self, latest_per_order};
 use spine_processor::batch::Batch;
-use spine_processor::sink::{self, SinkError, Target};
+use spine_processor::sink::{self, SinkError, Writer};
 use spine_testkit::{postgres, TestDb};
 
 const GROUP: &str = "g";
@@ -38,13 +38,9 @@ impl Sink {
 
     async fn write(&self, batch: &Batch) -> Result<sink::Committed, SinkError> {
         let mut client = self.pool.get().await.expect("connection");
-        let hw = BTreeMap::new();
-        let target = Target {
-            consumer_group: GROUP,
-            topic: TOPIC,
-            high_watermarks: &hw,
-        };
-        sink::write(&mut client, batch, &target, None, 1).await
+        Writer::new(GROUP, TOPIC)
+            .write(&mut client, batch, &BTreeMap::new())
+            .await
     }
 
     async fn status(&self, tenant: &str, order: &str) -> Option<String> {

@@ -1,8 +1,6 @@
 //! Writing one batch: the sink's transaction, retried while Postgres fails transiently, and
 //! what to do when the offset fence refuses it (another writer got there first).
 
-use std::time::Duration;
-
 use rdkafka::consumer::{CommitMode, Consumer};
 use tracing::{info, warn};
 
@@ -10,8 +8,7 @@ use super::context::retry_backoff;
 use super::offsets::commit_to_kafka;
 use super::run::LoopState;
 use crate::batch::Batch;
-use crate::config::CrashPoint;
-use crate::sink::{self, Committed, SinkError, Target};
+use crate::sink::{Committed, SinkError};
 
 impl LoopState<'_> {
     /// Writes the loop's batch, retrying transient failures, and moves `positions` past it.
@@ -19,30 +16,21 @@ impl LoopState<'_> {
     /// in it had been written by another writer).
     pub(super) fn commit(&mut self) -> anyhow::Result<Option<Committed>> {
         let ctx = self.consumer.context();
-        let (cfg, metrics, batch_number) = (self.cfg, self.metrics, self.batch_number);
-        if cfg.crash_at == Some(CrashPoint::PauseBeforeWrite(batch_number)) {
-            eprintln!(
-                "spine-processor: test hook: pausing before writing batch {batch_number} ({})",
-                format_ranges(&self.batch)
-            );
-            std::thread::sleep(Duration::from_secs(5));
-        }
+        let (cfg, metrics) = (self.cfg, self.metrics);
+        self.writer
+            .faults()
+            .batch_cut(|| format_ranges(&self.batch));
         let high_watermarks = ctx.high_watermarks();
         let mut backoff = retry_backoff();
         loop {
-            let target = Target {
-                consumer_group: &cfg.consumer_group,
-                topic: &cfg.topic,
-                high_watermarks: &high_watermarks,
-            };
-            let batch = &self.batch;
+            let (writer, batch) = (&self.writer, &self.batch);
             let result = ctx.rt.block_on(async {
                 let mut client = ctx
                     .pool
                     .get()
                     .await
                     .map_err(|e| SinkError::Unavailable(e.to_string()))?;
-                sink::write(&mut client, batch, &target, cfg.crash_at, batch_number).await
+                writer.write(&mut client, batch, &high_watermarks).await
             });
             match result {
                 Ok(committed) => {

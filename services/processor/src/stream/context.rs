@@ -19,7 +19,7 @@ use spine_core::backoff::Backoff;
 use spine_core::throttle::Throttle;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{format_offsets, lock, LoopConfig};
 use crate::sink;
@@ -31,6 +31,35 @@ pub(super) struct Assignment {
     pub positions: BTreeMap<i32, i64>,
     /// Bumped on every assignment or revocation, so the loop notices and drops its batch.
     pub generation: u64,
+    /// The last assignment librdkafka refused, not yet handled by the loop.
+    pub failed: Option<String>,
+    /// Assignments refused in a row (0 after one that worked).
+    pub failures_in_a_row: u32,
+}
+
+impl Assignment {
+    /// The partitions were assigned at these stored offsets.
+    pub fn assigned(&mut self, offsets: BTreeMap<i32, i64>) {
+        self.positions = offsets;
+        self.generation += 1;
+        self.failed = None;
+        self.failures_in_a_row = 0;
+    }
+
+    /// librdkafka refused the assignment: this member reads nothing until the loop re-joins
+    /// the group, so no position may be kept.
+    pub fn assign_failed(&mut self, error: String) {
+        self.positions.clear();
+        self.generation += 1;
+        self.failed = Some(error);
+        self.failures_in_a_row += 1;
+    }
+
+    /// The partitions were taken away (revoked, or the rebalance failed).
+    pub fn dropped(&mut self) {
+        self.positions.clear();
+        self.generation += 1;
+    }
 }
 
 pub struct StreamContext {
@@ -114,30 +143,31 @@ impl ConsumerContext for StreamContext {
                 for (&p, &offset) in &offsets {
                     let _ = tpl.set_partition_offset(&self.topic, p, Offset::Offset(offset));
                 }
-                if let Err(e) = consumer.assign(tpl) {
-                    warn!(error = %e, "assigning partitions failed");
+                match consumer.assign(tpl) {
+                    Ok(()) => {
+                        info!(
+                            partitions = %format_offsets(&offsets),
+                            "partitions assigned, resuming from the offsets stored in Postgres"
+                        );
+                        lock(&self.assignment).assigned(offsets);
+                    }
+                    Err(e) => {
+                        error!(error = %e, partitions = %format_offsets(&offsets),
+                               "assigning partitions failed; none are taken");
+                        lock(&self.assignment).assign_failed(e.to_string());
+                    }
                 }
-                info!(
-                    partitions = %format_offsets(&offsets),
-                    "partitions assigned, resuming from the offsets stored in Postgres"
-                );
-                let mut a = lock(&self.assignment);
-                a.positions = offsets;
-                a.generation += 1;
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let _ = consumer.unassign();
                 let mut a = lock(&self.assignment);
                 info!(partitions = ?a.positions.keys().collect::<Vec<_>>(), "partitions revoked");
-                a.positions.clear();
-                a.generation += 1;
+                a.dropped();
             }
             other => {
                 warn!(error = ?other, "rebalance failed; dropping the assignment");
                 let _ = consumer.unassign();
-                let mut a = lock(&self.assignment);
-                a.positions.clear();
-                a.generation += 1;
+                lock(&self.assignment).dropped();
             }
         }
     }
@@ -222,4 +252,26 @@ pub fn create_consumer(
         )
         .create_with_context(context)
         .context("creating the Kafka consumer")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_assignment_keeps_no_positions_and_is_reported() {
+        let mut a = Assignment::default();
+        a.assigned(BTreeMap::from([(0, 5), (1, 9)]));
+        assert_eq!(a.generation, 1);
+        a.dropped();
+        a.assign_failed("Local: Erroneous state".into());
+        assert!(a.positions.is_empty(), "nothing was assigned");
+        assert_eq!(a.generation, 3, "the loop drops its batch");
+        assert_eq!(a.failed.as_deref(), Some("Local: Erroneous state"));
+        a.assign_failed("again".into());
+        assert_eq!(a.failures_in_a_row, 2);
+        a.assigned(BTreeMap::from([(0, 5)]));
+        assert_eq!((a.failed, a.failures_in_a_row), (None, 0));
+        assert_eq!(a.positions, BTreeMap::from([(0, 5)]));
+    }
 }

@@ -37,6 +37,7 @@ pub struct LoopConfig {
     pub trigger: Duration,
     pub max_batch_rows: usize,
     pub available_now: bool,
+    /// Where the test hooks fail the process, if anywhere (see [`crate::faults`]).
     pub crash_at: Option<CrashPoint>,
 }
 

@@ -14,8 +14,13 @@ use super::decide::{self, AvailableNow, BatchStep, Progress};
 use super::offsets::{check_stalled, commit_to_kafka, stored_offsets_reached, topic_end_offsets};
 use super::{format_offsets, lock, LoopConfig, StreamContext, Summary};
 use crate::batch::Batch;
+use crate::faults::FaultPoints;
 use crate::metrics::Metrics;
+use crate::sink::Writer;
 use crate::watchdog::{self, StallWatch};
+
+/// Refused partition assignments in a row after which the loop stops with an error.
+const MAX_ASSIGN_FAILURES: u32 = 3;
 
 /// Everything the loop works with: what it was given, and what it keeps between turns.
 pub(super) struct LoopState<'a> {
@@ -30,8 +35,8 @@ pub(super) struct LoopState<'a> {
     pub positions: BTreeMap<i32, i64>,
     /// The records taken since the last commit.
     pub batch: Batch,
-    /// This process's batches so far (the crash test hook counts them).
-    pub batch_number: u64,
+    /// Writes each batch; owns the test hooks (see [`crate::faults`]).
+    pub writer: Writer,
     /// When the next trigger fires.
     next_trigger: Instant,
     /// Whether the last poll found nothing already fetched.
@@ -78,7 +83,8 @@ pub fn run(
         generation: 0,
         positions: BTreeMap::new(),
         batch: Batch::default(),
-        batch_number: 0,
+        writer: Writer::new(&cfg.consumer_group, &cfg.topic)
+            .with_faults(FaultPoints::new(cfg.crash_at)),
         next_trigger: now + cfg.trigger,
         drained: false,
         targets,
@@ -96,7 +102,7 @@ pub fn run(
             info!("stopping: shutdown requested");
             break;
         }
-        s.adopt_assignment();
+        s.adopt_assignment()?;
 
         let now = Instant::now();
         let due = now >= s.next_trigger;
@@ -129,24 +135,38 @@ pub fn run(
 
 impl LoopState<'_> {
     /// Adopts what the last rebalance decided. A batch in progress is dropped: it may hold
-    /// records of partitions this member no longer owns, and it was never written.
-    fn adopt_assignment(&mut self) {
-        let a = lock(&self.consumer.context().assignment);
+    /// records of partitions this member no longer owns, and it was never written. When
+    /// librdkafka refused the assignment, this member owns partitions it does not read:
+    /// re-join the group to be given them again, and stop after
+    /// [`MAX_ASSIGN_FAILURES`] refusals in a row.
+    fn adopt_assignment(&mut self) -> anyhow::Result<()> {
+        let mut a = lock(&self.consumer.context().assignment);
         if a.generation == self.generation {
-            return;
+            return Ok(());
         }
         self.generation = a.generation;
         self.positions = a.positions.clone();
+        let failed = a.failed.take().map(|e| (e, a.failures_in_a_row));
         drop(a);
         self.stall_watch.reset(Instant::now());
         self.batch = Batch::default();
         self.drained = false;
         self.at_eof.clear();
+        if let Some((error, in_a_row)) = failed {
+            if in_a_row >= MAX_ASSIGN_FAILURES {
+                anyhow::bail!(
+                    "the consumer refused {in_a_row} partition assignments in a row \
+                     (last: {error}); stopping rather than owning partitions it cannot read"
+                );
+            }
+            warn!(error, "partition assignment refused; re-joining the group");
+            self.rejoin()?;
+        }
+        Ok(())
     }
 
     /// Writes the batch and starts the next one.
     fn cut(&mut self, now: Instant) -> anyhow::Result<()> {
-        self.batch_number += 1;
         if let Some(c) = self.commit()? {
             let summary = &mut self.summary;
             summary.batches += 1;
