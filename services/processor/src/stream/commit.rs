@@ -1,7 +1,10 @@
 //! Writing one batch: the sink's transaction, retried while Postgres fails transiently, and
 //! what to do when the offset fence refuses it (another writer got there first).
 
+use std::collections::BTreeMap;
+
 use rdkafka::consumer::{CommitMode, Consumer};
+use spine_core::backoff::Backoff;
 use tracing::{info, warn};
 
 use super::context::retry_backoff;
@@ -10,13 +13,21 @@ use super::run::LoopState;
 use crate::batch::Batch;
 use crate::sink::{Committed, SinkError};
 
+/// What became of a batch the fence refused.
+enum AfterFence {
+    /// What is left of it (another writer's part removed) is to be written again.
+    Retry,
+    /// Nothing is to be written: all of it was another writer's, shutdown came, or the stored
+    /// offsets went backwards (the group is being re-joined).
+    Abandon,
+}
+
 impl LoopState<'_> {
     /// Writes the loop's batch, retrying transient failures, and moves `positions` past it.
     /// `None` when nothing was committed (the batch was abandoned for shutdown, or everything
     /// in it had been written by another writer).
     pub(super) fn commit(&mut self) -> anyhow::Result<Option<Committed>> {
         let ctx = self.consumer.context();
-        let (cfg, metrics) = (self.cfg, self.metrics);
         self.writer
             .faults()
             .batch_cut(|| format_ranges(&self.batch));
@@ -34,84 +45,19 @@ impl LoopState<'_> {
             });
             match result {
                 Ok(committed) => {
-                    self.readiness.set(true);
-                    for (&p, r) in &self.batch.ranges {
-                        self.positions.insert(p, r.end);
-                    }
-                    commit_to_kafka(
-                        self.consumer,
-                        &cfg.topic,
-                        &self.positions,
-                        CommitMode::Async,
-                    );
-                    let total = self.batch.fetch_time + committed.write_time;
-                    metrics.record(&committed, total.as_secs_f64());
-                    for (&p, &pos) in &self.positions {
-                        if let Some(&hw) = high_watermarks.get(&p) {
-                            metrics
-                                .lag
-                                .with_label_values(&[&p.to_string()])
-                                .set((hw - pos).max(0));
-                        }
-                    }
-                    info!(
-                        batch_id = committed.batch_id,
-                        input_rows = committed.input_rows,
-                        inserted = committed.events_inserted,
-                        duplicates = committed.duplicates,
-                        upserted = committed.orders_upserted,
-                        stale = committed.stale_skipped,
-                        dead_lettered = committed.dead_lettered,
-                        offsets = %format_ranges(&self.batch),
-                        fetch_ms = self.batch.fetch_time.as_millis() as u64,
-                        write_ms = committed.write_time.as_millis() as u64,
-                        rows_per_sec = (committed.input_rows as f64 / total.as_secs_f64().max(1e-6)) as u64,
-                        "batch committed"
-                    );
+                    self.committed(&committed, &high_watermarks);
                     return Ok(Some(committed));
                 }
                 Err(SinkError::Fenced) => {
-                    metrics.fenced.inc();
-                    let partitions: Vec<i32> = self.batch.ranges.keys().copied().collect();
-                    let stored = loop {
-                        match ctx.stored_offsets(&partitions, false) {
-                            Ok(stored) => break stored,
-                            Err(e) => {
-                                warn!(error = %e, "cannot read stored offsets after a fenced write");
-                                if !backoff.wait_blocking(&ctx.shutdown) {
-                                    return Ok(None);
-                                }
-                            }
-                        }
-                    };
-                    for (p, range) in self.batch.ranges.clone() {
-                        match stored.get(&p) {
-                            Some(&s) if s >= range.start => {
-                                if s != range.start {
-                                    warn!(partition = p, ours = range.start, stored = s,
-                                          "another writer committed this partition ahead of us; skipping what it wrote");
-                                }
-                                self.batch.advance_partition(p, s);
-                                self.positions.insert(p, s);
-                            }
-                            other => {
-                                // The stored offset went backwards or vanished: someone reset
-                                // it. Start over from a fresh assignment.
-                                warn!(partition = p, ours = range.start, stored = ?other,
-                                      "stored offset moved backwards; re-joining the group to re-read it");
-                                self.rejoin()?;
-                                self.positions.clear();
-                                return Ok(None);
-                            }
-                        }
-                    }
-                    if self.batch.is_empty() {
-                        return Ok(None);
+                    self.metrics.fenced.inc();
+                    match self.after_fence(&mut backoff)? {
+                        AfterFence::Retry => {}
+                        AfterFence::Abandon => return Ok(None),
                     }
                 }
                 Err(e) if e.is_transient() => {
                     self.readiness.set(false);
-                    metrics.write_retries.inc();
+                    self.metrics.write_retries.inc();
                     warn!(error = %e, retry_in_ms = backoff.peek().as_millis() as u64,
                           "batch write failed; retrying the same batch (offsets unchanged)");
                     if !backoff.wait_blocking(&ctx.shutdown) {
@@ -126,6 +72,89 @@ impl LoopState<'_> {
                 }
             }
         }
+    }
+
+    /// The batch is in Postgres: move the positions past it, tell Kafka (for tools), update
+    /// the metrics and log the batch.
+    fn committed(&mut self, committed: &Committed, high_watermarks: &BTreeMap<i32, i64>) {
+        self.readiness.set(true);
+        for (&p, r) in &self.batch.ranges {
+            self.positions.insert(p, r.end);
+        }
+        commit_to_kafka(
+            self.consumer,
+            &self.cfg.topic,
+            &self.positions,
+            CommitMode::Async,
+        );
+        let total = self.batch.fetch_time + committed.write_time;
+        self.metrics.record(committed, total.as_secs_f64());
+        for (&p, &pos) in &self.positions {
+            if let Some(&hw) = high_watermarks.get(&p) {
+                self.metrics
+                    .lag
+                    .with_label_values(&[&p.to_string()])
+                    .set((hw - pos).max(0));
+            }
+        }
+        info!(
+            batch_id = committed.batch_id,
+            input_rows = committed.input_rows,
+            inserted = committed.events_inserted,
+            duplicates = committed.duplicates,
+            upserted = committed.orders_upserted,
+            stale = committed.stale_skipped,
+            dead_lettered = committed.dead_lettered,
+            offsets = %format_ranges(&self.batch),
+            fetch_ms = self.batch.fetch_time.as_millis() as u64,
+            write_ms = committed.write_time.as_millis() as u64,
+            rows_per_sec = (committed.input_rows as f64 / total.as_secs_f64().max(1e-6)) as u64,
+            "batch committed"
+        );
+    }
+
+    /// The fence refused the batch: some stored offset is no longer where the batch started.
+    /// Reads the stored offsets again; a partition another writer moved ahead loses the part
+    /// that writer committed, and one whose offset went backwards (someone reset it) sends the
+    /// member back to the group for a fresh assignment.
+    fn after_fence(&mut self, backoff: &mut Backoff) -> anyhow::Result<AfterFence> {
+        let ctx = self.consumer.context();
+        let partitions: Vec<i32> = self.batch.ranges.keys().copied().collect();
+        let stored = loop {
+            match ctx.stored_offsets(&partitions, false) {
+                Ok(stored) => break stored,
+                Err(e) => {
+                    warn!(error = %e, "cannot read stored offsets after a fenced write");
+                    if !backoff.wait_blocking(&ctx.shutdown) {
+                        return Ok(AfterFence::Abandon);
+                    }
+                }
+            }
+        };
+        for (p, range) in self.batch.ranges.clone() {
+            match stored.get(&p) {
+                Some(&s) if s >= range.start => {
+                    if s != range.start {
+                        warn!(partition = p, ours = range.start, stored = s,
+                              "another writer committed this partition ahead of us; skipping what it wrote");
+                    }
+                    self.batch.advance_partition(p, s);
+                    self.positions.insert(p, s);
+                }
+                other => {
+                    warn!(partition = p, ours = range.start, stored = ?other,
+                          "stored offset moved backwards; re-joining the group to re-read it");
+                    self.rejoin()?;
+                    self.positions.clear();
+                    return Ok(AfterFence::Abandon);
+                }
+            }
+        }
+        Ok(if self.batch.is_empty() {
+            AfterFence::Abandon
+        } else {
+            AfterFence::Retry
+        })
     }
 }
 
