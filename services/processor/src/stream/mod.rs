@@ -27,6 +27,7 @@ pub use context::{create_consumer, StreamContext};
 pub use run::run;
 
 use crate::config::CrashPoint;
+use crate::gaps::OnDataLoss;
 
 /// What the loop needs to know.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct LoopConfig {
     pub trigger: Duration,
     pub max_batch_rows: usize,
     pub available_now: bool,
+    /// What to do when offsets to read are gone (see [`crate::gaps`]).
+    pub on_data_loss: OnDataLoss,
     /// Where the test hooks fail the process, if anywhere (see [`crate::faults`]).
     pub crash_at: Option<CrashPoint>,
 }

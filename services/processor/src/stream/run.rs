@@ -4,9 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
 use spine_core::ops::Readiness;
 use tracing::{debug, info, warn};
 
@@ -15,6 +17,7 @@ use super::offsets::{check_stalled, commit_to_kafka, stored_offsets_reached, top
 use super::{format_offsets, lock, LoopConfig, StreamContext, Summary};
 use crate::batch::Batch;
 use crate::faults::FaultPoints;
+use crate::gaps::{self, DataLoss, Gap, OnDataLoss};
 use crate::metrics::Metrics;
 use crate::sink::Writer;
 use crate::watchdog::{self, StallWatch};
@@ -35,6 +38,9 @@ pub(super) struct LoopState<'a> {
     pub positions: BTreeMap<i32, i64>,
     /// The records taken since the last commit.
     pub batch: Batch,
+    /// `ON_DATA_LOSS=continue`: gaps found at assignment, each to be written with the first
+    /// batch that reads its partition (see [`crate::gaps`]).
+    pending_gaps: BTreeMap<i32, Gap>,
     /// Writes each batch; owns the test hooks (see [`crate::faults`]).
     pub writer: Writer,
     /// When the next trigger fires.
@@ -83,6 +89,7 @@ pub fn run(
         generation: 0,
         positions: BTreeMap::new(),
         batch: Batch::default(),
+        pending_gaps: BTreeMap::new(),
         writer: Writer::new(&cfg.consumer_group, &cfg.topic)
             .with_faults(FaultPoints::new(cfg.crash_at)),
         next_trigger: now + cfg.trigger,
@@ -102,7 +109,10 @@ pub fn run(
             info!("stopping: shutdown requested");
             break;
         }
-        s.adopt_assignment()?;
+        if let Err(e) = s.adopt_assignment() {
+            readiness.set(false);
+            return Err(e);
+        }
 
         let now = Instant::now();
         let due = now >= s.next_trigger;
@@ -124,7 +134,10 @@ pub fn run(
             break;
         }
         s.check_stall()?;
-        s.poll(now, due);
+        if let Err(e) = s.poll(now, due) {
+            readiness.set(false);
+            return Err(e);
+        }
     }
 
     // A last synchronous commit of what Postgres holds, so Kafka tools show the final lag.
@@ -146,8 +159,13 @@ impl LoopState<'_> {
         }
         self.generation = a.generation;
         self.positions = a.positions.clone();
+        self.pending_gaps = std::mem::take(&mut a.gaps);
         let failed = a.failed.take().map(|e| (e, a.failures_in_a_row));
+        let data_loss = a.data_loss.take();
         drop(a);
+        if let Some(loss) = data_loss {
+            return Err(anyhow::Error::new(loss));
+        }
         self.stall_watch.reset(Instant::now());
         self.batch = Batch::default();
         self.drained = false;
@@ -234,7 +252,7 @@ impl LoopState<'_> {
 
     /// Takes at most one record (or end-of-partition) into the batch, waiting no later than
     /// the trigger (not at all when the trigger is `due` and a batch is waiting to be cut).
-    fn poll(&mut self, now: Instant, due: bool) {
+    fn poll(&mut self, now: Instant, due: bool) -> anyhow::Result<()> {
         let timeout = if !self.batch.is_empty() && due {
             Duration::ZERO // drain what is already fetched, then cut the batch
         } else if self.cfg.trigger.is_zero() {
@@ -258,12 +276,13 @@ impl LoopState<'_> {
                 self.drained = false;
                 let p = msg.partition();
                 let Some(&position) = self.positions.get(&p) else {
-                    return; // not (or no longer) ours
+                    return Ok(()); // not (or no longer) ours
                 };
                 let expected = self.batch.next_offset(p).unwrap_or(position);
                 if msg.topic() != self.cfg.topic || msg.offset() < expected {
-                    return; // fetched before a seek; already covered
+                    return Ok(()); // fetched before a seek; already covered
                 }
+                self.take_gaps(p, expected, msg.offset())?;
                 self.at_eof.remove(&p);
                 self.batch
                     .push(p, msg.offset(), position, msg.key(), msg.payload());
@@ -273,9 +292,47 @@ impl LoopState<'_> {
                 self.at_eof.insert(p);
                 self.drained = true;
             }
+            Some(Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange,
+            ))) => {
+                // A fetch found its offset outside the log (retention removed records not yet
+                // read, or the broker lost some); librdkafka stopped fetching that partition
+                // and, with auto.offset.reset=error, does not say which. A fresh assignment
+                // compares every stored offset with its log again, and fails or resumes as
+                // ON_DATA_LOSS says.
+                warn!(
+                    "a fetch offset lies outside its partition's log (data loss?); re-joining \
+                       the group to check every stored offset against its log"
+                );
+                self.rejoin()?;
+            }
             Some(Err(e)) => {
                 debug!(error = %e, "poll error (librdkafka retries by itself)");
             }
         }
+        Ok(())
+    }
+
+    /// Before a record at `offset` of `partition` joins the batch, where `expected` was next:
+    /// the gap found at assignment, if any, starts the batch's range of that partition after
+    /// it; offsets skipped since `expected` stop the loop (`fail`) or are recorded
+    /// (`continue`).
+    fn take_gaps(&mut self, partition: i32, expected: i64, offset: i64) -> anyhow::Result<()> {
+        if self.batch.next_offset(partition).is_none() {
+            if let Some(gap) = self.pending_gaps.remove(&partition) {
+                self.batch.start_after_gap(gap);
+            }
+        }
+        let Some(gap) = gaps::check_next(partition, expected, offset, Utc::now()) else {
+            return Ok(());
+        };
+        let topic = &self.cfg.topic;
+        if self.cfg.on_data_loss == OnDataLoss::Fail {
+            return Err(anyhow::Error::new(DataLoss::missing(topic, &gap)));
+        }
+        warn!(topic = %topic, partition, from_offset = gap.from_offset, to_offset = gap.to_offset,
+              "data loss: offsets were never delivered; ON_DATA_LOSS=continue records the gap");
+        self.batch.gaps.push(gap);
+        Ok(())
     }
 }
