@@ -80,6 +80,16 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
         .get(0)
 }
 
+/// The same, 0 while the table does not exist yet (the processor creates the schema).
+async fn count_or_0(db: &TestDb, sql: &str) -> i64 {
+    db.connect()
+        .await
+        .query_one(sql, &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(0)
+}
+
 /// 300 events read, then the broker wiped and 90 new events produced to the recreated topic.
 /// Returns the broker, the offsets stored before the wipe and the new events.
 async fn read_then_wipe(
@@ -262,5 +272,117 @@ async fn with_continue_a_wiped_broker_is_read_from_its_start_and_the_gap_recorde
         assert_eq!(at, ends[p as usize]);
     }
     common::assert_tenant_stats_match(&db).await;
+    drop(broker);
+}
+
+/// The loop itself, in this process, so the test sees the readiness `/readyz` serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_data_loss_readiness_goes_to_503_and_the_loop_stops_with_the_error() {
+    use spine_core::ops::Readiness;
+    use spine_processor::gaps::DataLoss;
+    use spine_processor::stream::{self, LoopConfig};
+
+    let db = postgres().fresh_database().await;
+    let (topic, group) = (unique_name("events"), unique_name("group"));
+    let (broker, _, _) = read_then_wipe(&db, &topic, &group).await;
+    let cfg = LoopConfig {
+        bootstrap: broker.bootstrap(),
+        topic: topic.clone(),
+        consumer_group: group.clone(),
+        trigger: Duration::from_millis(100),
+        max_batch_rows: 1000,
+        ..LoopConfig::default()
+    };
+    let pool = spine_core::db::pool(db.config(), 2, Duration::from_secs(30)).expect("pool");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let consumer = stream::create_consumer(&cfg, pool, shutdown.clone()).expect("consumer");
+    let readiness = Readiness::default();
+    let seen = readiness.clone();
+    let metrics = spine_processor::metrics::Metrics::new();
+    let running =
+        tokio::task::spawn_blocking(move || stream::run(&consumer, &cfg, &metrics, &readiness));
+    // Without the check it would run on (ready, reading nothing); stop it then.
+    let stopper = shutdown.clone();
+    let guard = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        stopper.cancel();
+    });
+    let result = running.await.expect("join");
+    guard.abort();
+    assert!(!shutdown.is_cancelled(), "it stopped by itself: {result:?}");
+    let error = result.expect_err("data loss is an error");
+    let loss = error.downcast_ref::<DataLoss>().expect("a DataLoss error");
+    assert_eq!(loss.topic, topic);
+    assert!(!seen.get(), "/readyz answers 503");
+    drop(broker);
+}
+
+/// The broker loses its data while the processor runs: its next fetch is past the new log's
+/// end. It must not wait there forever, reading nothing: it stops, and as started again it
+/// stops with exit 3 having written nothing.
+///
+/// Today the first stop is not ours: librdkafka 2.12.1 crashes (SIGSEGV in its metadata
+/// cache, `rd_kafka_metadata_cache_find`) when the topic it reads is recreated under it on
+/// Tansu. The test accepts any failed exit there, so it keeps passing once that is fixed and
+/// the fetch's offset-out-of-range error (see `stream/run.rs`) stops the run with exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_wiped_under_a_running_processor_stops_it_and_it_stays_stopped() {
+    let db = postgres().fresh_database().await;
+    let (topic, group) = (unique_name("events"), unique_name("group"));
+    let mut broker = OwnedTansu::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, &topic, PARTITIONS).await;
+    let (records, _) = events(0, 300);
+    produce(&bootstrap, &topic, &records);
+    let env = common::env(&bootstrap, &topic, &group, &db);
+    let log_path = std::env::temp_dir().join(unique_name("spine-wiped-under-it.log"));
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut processor = common::KillOnDrop(
+        common::processor_command(&env)
+            .env("LOG_FORMAT", "text")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn spine-processor"),
+    );
+    common::eventually(Duration::from_secs(60), "300 events stored", || async {
+        count_or_0(&db, "SELECT count(*) FROM events").await == 300
+    })
+    .await;
+
+    wipe(&mut broker);
+    create_topic(&bootstrap, &topic, PARTITIONS).await;
+    let (records, _) = events(1000, 90);
+    produce(&bootstrap, &topic, &records);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = processor.0.try_wait().expect("status") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 90 s after the broker lost its data"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let log = std::fs::read_to_string(&log_path).expect("the processor's log");
+    eprintln!("{log}");
+    let _ = std::fs::remove_file(&log_path);
+    assert!(!status.success(), "{status:?}");
+    if status.code() == Some(3) {
+        assert!(log.contains("data loss on topic"), "the error line");
+    }
+    let out = available_now(&env, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "restarted, it stops on the data loss"
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM events").await,
+        300,
+        "nothing new written"
+    );
     drop(broker);
 }

@@ -229,6 +229,25 @@ impl StreamContext {
         })
     }
 
+    /// [`StreamContext::stored_offsets`] (without creating rows), given up after `within`.
+    pub(super) fn stored_offsets_within(
+        &self,
+        partitions: &[i32],
+        within: Duration,
+    ) -> Result<BTreeMap<i32, i64>, String> {
+        self.rt.block_on(async {
+            let read = async {
+                let client = self.pool.get().await.map_err(|e| e.to_string())?;
+                sink::load_offsets(&**client, &self.consumer_group, &self.topic, partitions)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            tokio::time::timeout(within, read)
+                .await
+                .map_err(|_| format!("no answer from Postgres within {within:?}"))?
+        })
+    }
+
     /// Each partition's log `[low, high]` (the broker) and stored offset (Postgres; a
     /// partition the group never read starts at `low`), retried until both answer or shutdown.
     fn start_retrying(

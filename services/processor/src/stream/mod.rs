@@ -10,6 +10,7 @@
 //! - [`offsets`]: offsets read from Postgres and the broker, committed to Kafka, and the
 //!   stall check;
 //! - [`commit`]: writing one batch, retrying transient failures and resolving a fence;
+//! - [`stall`]: the stall check, on a thread of its own;
 //! - [`decide`]: the loop's two decisions (cut the batch? is `--available-now` done?), pure;
 //! - [`run`]: the poll loop and its state.
 
@@ -18,6 +19,7 @@ mod context;
 pub mod decide;
 mod offsets;
 mod run;
+mod stall;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -30,7 +32,7 @@ use crate::config::CrashPoint;
 use crate::gaps::OnDataLoss;
 
 /// What the loop needs to know.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoopConfig {
     pub bootstrap: String,
     pub topic: String,

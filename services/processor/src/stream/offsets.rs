@@ -2,7 +2,7 @@
 //! partitions' ends (the broker), the copy committed to Kafka for tools to show lag, and the
 //! stall check that compares the first two for partitions nobody seems to process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -14,11 +14,12 @@ use super::StreamContext;
 use crate::watchdog::StallWatch;
 
 /// Feeds the stall watchdog with the partitions this member does not own: their stored offsets
-/// (Postgres) and ends (the broker). Errors mean "no opinion this time".
+/// (Postgres) and ends (the broker). Errors, and answers slower than 5 s, mean "no opinion
+/// this time". Runs on the stall checker's thread ([`super::stall`]), never the poll loop's.
 pub(super) fn check_stalled(
     consumer: &BaseConsumer<StreamContext>,
     topic: &str,
-    owned: &BTreeMap<i32, i64>,
+    owned: &BTreeSet<i32>,
     watch: &mut StallWatch,
 ) -> Vec<i32> {
     let ctx = consumer.context();
@@ -30,12 +31,12 @@ pub(super) fn check_stalled(
         .iter()
         .filter(|t| t.name() == topic && t.error().is_none())
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .filter(|p| !owned.contains_key(p))
+        .filter(|p| !owned.contains(p))
         .collect();
     if others.is_empty() {
         return Vec::new();
     }
-    let Ok(stored) = ctx.stored_offsets(&others, false) else {
+    let Ok(stored) = ctx.stored_offsets_within(&others, Duration::from_secs(5)) else {
         return Vec::new();
     };
     let mut observed = BTreeMap::new();

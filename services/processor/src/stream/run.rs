@@ -13,14 +13,14 @@ use spine_core::ops::Readiness;
 use tracing::{debug, info, warn};
 
 use super::decide::{self, AvailableNow, BatchStep, Progress};
-use super::offsets::{check_stalled, commit_to_kafka, stored_offsets_reached, topic_end_offsets};
+use super::offsets::{commit_to_kafka, stored_offsets_reached, topic_end_offsets};
+use super::stall::{self, StallShared};
 use super::{format_offsets, lock, LoopConfig, StreamContext, Summary};
 use crate::batch::Batch;
 use crate::faults::FaultPoints;
 use crate::gaps::{self, DataLoss, Gap, OnDataLoss};
 use crate::metrics::Metrics;
 use crate::sink::Writer;
-use crate::watchdog::{self, StallWatch};
 
 /// Refused partition assignments in a row after which the loop stops with an error.
 const MAX_ASSIGN_FAILURES: u32 = 3;
@@ -55,8 +55,9 @@ pub(super) struct LoopState<'a> {
     /// `--available-now`: when Postgres was last asked about other members' partitions.
     others_asked_at: Instant,
     started: Instant,
-    stall_watch: StallWatch,
-    stall_checked_at: Instant,
+    /// Where the stall checker (its own thread) learns what this member owns, and leaves its
+    /// verdicts.
+    stall: &'a StallShared,
     pub summary: Summary,
 }
 
@@ -67,6 +68,28 @@ pub fn run(
     cfg: &LoopConfig,
     metrics: &Metrics,
     readiness: &Readiness,
+) -> anyhow::Result<Summary> {
+    let shared = StallShared::default();
+    std::thread::scope(|scope| {
+        let (stop, stopped) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("stall-check".into())
+            .spawn_scoped(scope, || {
+                stall::checker(consumer, &cfg.topic, &shared, stopped)
+            })
+            .context("starting the stall checker")?;
+        let result = run_loop(consumer, cfg, metrics, readiness, &shared);
+        let _ = stop.send(());
+        result
+    })
+}
+
+fn run_loop(
+    consumer: &BaseConsumer<StreamContext>,
+    cfg: &LoopConfig,
+    metrics: &Metrics,
+    readiness: &Readiness,
+    stall: &StallShared,
 ) -> anyhow::Result<Summary> {
     consumer
         .subscribe(&[&cfg.topic])
@@ -98,8 +121,7 @@ pub fn run(
         at_eof: BTreeSet::new(),
         others_asked_at: now,
         started: now,
-        stall_watch: StallWatch::new(now),
-        stall_checked_at: now,
+        stall,
         summary: Summary::default(),
     };
     readiness.set(true);
@@ -166,7 +188,8 @@ impl LoopState<'_> {
         if let Some(loss) = data_loss {
             return Err(anyhow::Error::new(loss));
         }
-        self.stall_watch.reset(Instant::now());
+        self.stall
+            .owned(self.generation, self.positions.keys().copied());
         self.batch = Batch::default();
         self.drained = false;
         self.at_eof.clear();
@@ -218,25 +241,14 @@ impl LoopState<'_> {
         }
     }
 
-    /// Every [`watchdog::CHECK_EVERY`], looks for partitions nobody processes, and re-joins
-    /// the group when there are (see [`crate::watchdog`]).
+    /// Re-joins the group when the stall checker found partitions nobody processes (see
+    /// [`crate::watchdog`] and [`super::stall`]).
     fn check_stall(&mut self) -> anyhow::Result<()> {
-        if self.stall_checked_at.elapsed() < watchdog::CHECK_EVERY {
-            return Ok(());
-        }
-        self.stall_checked_at = Instant::now();
-        let stalled = check_stalled(
-            self.consumer,
-            &self.cfg.topic,
-            &self.positions,
-            &mut self.stall_watch,
-        );
-        if !stalled.is_empty() {
+        if let Some(stalled) = self.stall.take_verdict(self.generation) {
             warn!(partitions = ?stalled,
                   "partitions owned by no live member have records waiting (a broker that did \
                    not rebalance after a member died); re-joining the group");
             self.rejoin()?;
-            self.stall_watch.reset(Instant::now());
         }
         Ok(())
     }
