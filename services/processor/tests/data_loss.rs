@@ -5,7 +5,9 @@
 //!
 //! "The broker loses its data" is a Tansu this test owns, stopped, its SQLite file deleted,
 //! and started again on the same port: the topic is recreated and new records produced, so
-//! each partition's new end is below the offset stored in Postgres.
+//! each partition's new end is below the offset stored in Postgres. Records removed as
+//! retention or compaction would remove them are rows deleted from that SQLite file while the
+//! broker is stopped (Tansu 0.6 has neither DeleteRecords nor retention by offset).
 
 mod common;
 
@@ -384,5 +386,147 @@ async fn a_broker_wiped_under_a_running_processor_stops_it_and_it_stays_stopped(
         300,
         "nothing new written"
     );
+    drop(broker);
+}
+
+/// Runs `sql` on the stopped broker's SQLite file (Tansu keeps each record as a row), then
+/// starts it again: the way to make it lose chosen records, as compaction or retention would.
+fn edit_log(broker: &mut OwnedTansu, sql: &str) {
+    broker.stop();
+    let db = broker.dir().join("tansu.db");
+    let status = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(sql)
+        .status()
+        .expect("sqlite3 (scripts/setup.sh installs it)");
+    assert!(status.success(), "{sql}");
+    broker.resume();
+}
+
+/// The `topition` (Tansu's topic-partition id) of partition 0 of `topic`, in SQL.
+fn partition_0(topic: &str) -> String {
+    format!(
+        "(SELECT t.id FROM topition t JOIN topic p ON t.topic = p.id \
+          WHERE p.name = '{topic}' AND t.partition = 0)"
+    )
+}
+
+fn on_partition_0((records, _): (Vec<Raw>, Vec<Event>)) -> Vec<Raw> {
+    records
+        .into_iter()
+        .map(|r| Raw { partition: 0, ..r })
+        .collect()
+}
+
+/// Offsets without a record between two records (compaction leaves these; so do transaction
+/// markers). `fail` stops at the gap and writes nothing of the batch it was in; `continue`
+/// records the gap and stores everything there is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_missing_between_two_records_are_never_silent() {
+    let mut broker = OwnedTansu::start();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_name("events");
+    create_topic(&bootstrap, &topic, 1).await;
+    produce(&bootstrap, &topic, &on_partition_0(events(0, 20)));
+    let tp = partition_0(&topic);
+    edit_log(
+        &mut broker,
+        &format!("DELETE FROM record WHERE topition = {tp} AND offset_id IN (10, 11);"),
+    );
+
+    let db = postgres().fresh_database().await;
+    let group = unique_name("group");
+    let mut env = common::env(&bootstrap, &topic, &group, &db);
+    let out = available_now(&env, &[]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("data loss on topic")
+            && stderr.contains("offsets 10..11 were never delivered"),
+        "the error line names the gap"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM events").await, 0);
+
+    env.push(("ON_DATA_LOSS".into(), "continue".into()));
+    assert!(available_now(&env, &[]).status.success());
+    assert_eq!(count(&db, "SELECT count(*) FROM events").await, 18);
+    let gap = db
+        .connect()
+        .await
+        .query_one(
+            "SELECT from_offset, to_offset, reason FROM stream_gaps",
+            &[],
+        )
+        .await
+        .expect("one gap");
+    assert_eq!(
+        (
+            gap.get::<_, i64>(0),
+            gap.get::<_, i64>(1),
+            gap.get::<_, String>(2)
+        ),
+        (10, 12, "offsets_missing_in_log".to_string())
+    );
+    assert_eq!(common::stored(&db, &group, &topic).await.offsets[&0], 20);
+    drop(broker);
+}
+
+/// Retention removed records the group had not read yet (stored offset < the log's start).
+/// `fail` stops; `continue` resumes at the log's start and records the gap; a group that never
+/// read the topic starts at the log's start, which loses nothing of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_removed_before_they_were_read_are_data_loss_but_not_for_a_new_group() {
+    let mut broker = OwnedTansu::start();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_name("events");
+    create_topic(&bootstrap, &topic, 1).await;
+    produce(&bootstrap, &topic, &on_partition_0(events(0, 30)));
+    let db = postgres().fresh_database().await;
+    let group = unique_name("group");
+    let mut env = common::env(&bootstrap, &topic, &group, &db);
+    assert!(available_now(&env, &[]).status.success());
+    produce(&bootstrap, &topic, &on_partition_0(events(100, 30)));
+    let tp = partition_0(&topic);
+    edit_log(
+        &mut broker,
+        &format!(
+            "DELETE FROM record WHERE topition = {tp} AND offset_id < 45;
+             UPDATE watermark SET low = 45 WHERE topition = {tp};"
+        ),
+    );
+
+    let out = available_now(&env, &[]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stored offset 30 is before the log's range [45, 60)"),
+        "the error line"
+    );
+    env.push(("ON_DATA_LOSS".into(), "continue".into()));
+    assert!(available_now(&env, &[]).status.success());
+    assert_eq!(count(&db, "SELECT count(*) FROM events").await, 45);
+    let gap = db
+        .connect()
+        .await
+        .query_one(
+            "SELECT from_offset, to_offset, reason FROM stream_gaps",
+            &[],
+        )
+        .await
+        .expect("one gap");
+    assert_eq!(
+        (
+            gap.get::<_, i64>(0),
+            gap.get::<_, i64>(1),
+            gap.get::<_, String>(2)
+        ),
+        (30, 45, "offset_before_log_start".to_string())
+    );
+
+    // A new group (fail, the default) reads what the log holds, from its start.
+    let fresh_db = postgres().fresh_database().await;
+    let fresh = common::env(&bootstrap, &topic, &unique_name("group"), &fresh_db);
+    assert!(available_now(&fresh, &[]).status.success());
+    assert_eq!(count(&fresh_db, "SELECT count(*) FROM events").await, 15);
     drop(broker);
 }
