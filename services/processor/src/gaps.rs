@@ -142,14 +142,19 @@ impl DataLoss {
         }
     }
 
-    /// Offsets between two delivered records are missing (see [`check_next`]).
-    pub fn missing(topic: &str, gap: &Gap) -> DataLoss {
+    /// Offsets between two delivered records are missing (see [`check_next`]). `stored` is
+    /// the partition's stored offset, `log` its range if the broker said.
+    pub fn missing(topic: &str, gap: &Gap, stored: i64, log: Option<(i64, i64)>) -> DataLoss {
+        let range = match log {
+            Some((low, high)) => format!("[{low}, {high})"),
+            None => "unknown".to_owned(),
+        };
         DataLoss {
             topic: topic.to_owned(),
             partition: gap.partition,
             what: format!(
                 "offsets {}..{} were never delivered (the next record after offset {} was \
-                 {})",
+                 {}); stored offset {stored}, the log's range {range}",
                 gap.from_offset,
                 gap.to_offset - 1,
                 gap.from_offset - 1,
@@ -224,7 +229,11 @@ mod tests {
         }
         assert!(!line.contains('\n'), "one line");
         let gap = check_next(0, 10, 13, now()).expect("a gap");
-        let line = DataLoss::missing("events", &gap).to_string();
+        let line = DataLoss::missing("events", &gap, 4, Some((0, 20))).to_string();
+        assert!(
+            line.contains("stored offset 4, the log's range [0, 20)"),
+            "{line}"
+        );
         assert!(
             line.contains("offsets 10..12 were never delivered"),
             "{line}"

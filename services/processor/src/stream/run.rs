@@ -340,7 +340,14 @@ impl LoopState<'_> {
         };
         let topic = &self.cfg.topic;
         if self.cfg.on_data_loss == OnDataLoss::Fail {
-            return Err(anyhow::Error::new(DataLoss::missing(topic, &gap)));
+            // Stopping anyway: a moment to name the log's range in the error is well spent.
+            let log = self
+                .consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(5))
+                .ok();
+            let stored = self.batch.fence_start(partition).unwrap_or(expected);
+            let loss = DataLoss::missing(topic, &gap, stored, log);
+            return Err(anyhow::Error::new(loss));
         }
         warn!(topic = %topic, partition, from_offset = gap.from_offset, to_offset = gap.to_offset,
               "data loss: offsets were never delivered; ON_DATA_LOSS=continue records the gap");
