@@ -2,9 +2,8 @@
 # `make down`: stops exactly what `make up` started (by its pid files), newest first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/env.sh
+. scripts/lib.sh
 RUN="$SPINE_STATE/run"
-say() { printf '\033[1;32m[down]\033[0m %s\n' "$*"; }
 
 stop() { # name: SIGTERM (the services flush and commit), then SIGKILL after 20 s
   local f="$RUN/$1.pid" pid
