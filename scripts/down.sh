@@ -32,4 +32,4 @@ if [ -f "$RUN/postgres.pid" ]; then
   kill -0 "$(cat "$RUN/postgres.pid")" 2>/dev/null && stop postgres # pg_ctl could not stop it
   rm -f "$RUN/postgres.pid"
 fi
-say "everything make up started is stopped (data kept in .spine/; make clean removes it)"
+say "everything make up started is stopped (data kept in $SPINE_STATE; make clean removes it)"
