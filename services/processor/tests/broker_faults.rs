@@ -302,3 +302,49 @@ async fn an_offset_out_of_range_fetch_error_is_checked_and_reading_resumes() {
     assert_eq!(gaps, 0, "nothing was lost");
     drop(cluster);
 }
+
+/// A fresh broker (or a recreated topic) meets an old database: the stored offsets are past the
+/// log's end. With `--available-now` and a group that takes a while to hand out partitions, the
+/// run must not read "stored offset ≥ the end at start" in Postgres as "caught up" and exit 0:
+/// it waits for its partitions, finds the data loss, and stops with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn available_now_does_not_take_offsets_past_the_end_for_caught_up() {
+    let topic = unique_name("events");
+    let cluster = mock_cluster(&topic);
+    let bootstrap = cluster.bootstrap_servers();
+    let db = postgres().fresh_database().await;
+    let (records, _) = events(0, 30);
+    produce(&bootstrap, &topic, &records);
+    {
+        let mut c = db.connect().await;
+        spine_core::schema::migrate(&mut c).await.expect("migrate");
+        c.execute(
+            "INSERT INTO stream_offsets (consumer_group, topic, kafka_partition, next_offset)
+             SELECT 'g', $1, p, 1000 FROM generate_series(0, 2) AS p",
+            &[&topic],
+        )
+        .await
+        .expect("old offsets");
+    }
+    // The coordinator is slow to let the member join.
+    cluster.request_errors(
+        RDKafkaApiKey::JoinGroup,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS; 5],
+    );
+    let args = common::args(&bootstrap, &topic, "g", &db, &["--available-now"]);
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        spine_processor::run(args, CancellationToken::new()),
+    )
+    .await
+    .expect("the run ends");
+    let error = result.expect_err("data loss, not caught up");
+    assert!(
+        error
+            .downcast_ref::<spine_processor::gaps::DataLoss>()
+            .is_some(),
+        "{error:#}"
+    );
+    assert!(stored_ids(&db).await.is_empty(), "nothing written");
+    drop(cluster);
+}

@@ -49,23 +49,32 @@ pub(super) fn check_stalled(
     watch.observe(Instant::now(), &observed)
 }
 
-/// Whether the group's stored offsets of `partitions` have reached `targets`.
+/// Whether the group's stored offsets of `partitions` have reached `targets`. A stored offset
+/// past its partition's end now is not "reached" but data loss, which the partition's owner
+/// reports (see [`crate::gaps`]): never a reason to call the run done.
 pub(super) fn stored_offsets_reached(
-    ctx: &StreamContext,
+    consumer: &BaseConsumer<StreamContext>,
+    topic: &str,
     partitions: &[i32],
     targets: &BTreeMap<i32, i64>,
 ) -> bool {
-    match ctx.stored_offsets(partitions, false) {
-        Ok(stored) => partitions.iter().all(|p| {
-            stored
-                .get(p)
-                .is_some_and(|s| targets.get(p).is_some_and(|t| s >= t))
-        }),
+    let stored = match consumer.context().stored_offsets(partitions, false) {
+        Ok(stored) => stored,
         Err(e) => {
             debug!(error = %e, "cannot read stored offsets");
-            false
+            return false;
         }
-    }
+    };
+    partitions.iter().all(|p| {
+        let (Some(&s), Some(&t)) = (stored.get(p), targets.get(p)) else {
+            return false;
+        };
+        s == t
+            || (s > t
+                && consumer
+                    .fetch_watermarks(topic, *p, Duration::from_secs(5))
+                    .is_ok_and(|(_, high)| s <= high))
+    })
 }
 
 /// The end offset of every partition of `topic` now (a broker round trip per partition).

@@ -225,6 +225,11 @@ impl LoopState<'_> {
     /// Whether `--available-now` is done, asking Postgres about other members' partitions
     /// when [`decide::available_now`] says to.
     fn available_now_done(&mut self, now: Instant) -> bool {
+        if self.generation == 0 {
+            // Not yet given partitions: the assignment is where stored offsets are checked
+            // against the log (a member that owns none is given an empty assignment).
+            return false;
+        }
         let progress = Progress {
             targets: &self.targets,
             positions: &self.positions,
@@ -236,7 +241,7 @@ impl LoopState<'_> {
             AvailableNow::NotYet => false,
             AvailableNow::AskPostgres(pending) => {
                 self.others_asked_at = now;
-                stored_offsets_reached(self.consumer.context(), &pending, &self.targets)
+                stored_offsets_reached(self.consumer, &self.cfg.topic, &pending, &self.targets)
             }
         }
     }
