@@ -24,6 +24,8 @@ Checks, each printed as one PASS/FAIL line (exit status 1 if any fails):
   image     the Dockerfile builds and copies exactly the four binaries, they are binaries the
             workspace builds, and every container of the spine image runs one of them
   tilt      the Tiltfile parses and its resources, image and overlay path exist
+  api-role  spine-api gets its own read-only role from Secret postgres-api-credentials (and an
+            api-role Job creates that role), never anything of the writer's postgres-credentials
   tofu      `tofu|terraform fmt -check`; the Secret's keys. `validate` is NOT run: it needs the
             providers, which cannot be downloaded here (said in the output, not faked)
 
@@ -71,10 +73,11 @@ REQUIRED = {
         {"POSTGRES_USER", "DATABASE_URL"},
         {"POSTGRES_PASSWORD", "DATABASE_URL"},
     ],
+    # Its own read-only role (check_api_credentials): never the writer's user and password.
     "spine-api": [
-        {"POSTGRES_HOST", "DATABASE_URL"},
-        {"POSTGRES_USER", "DATABASE_URL"},
-        {"POSTGRES_PASSWORD", "DATABASE_URL"},
+        {"POSTGRES_HOST", "DATABASE_URL", "API_DATABASE_URL"},
+        {"POSTGRES_API_USER", "API_DATABASE_URL"},
+        {"POSTGRES_API_PASSWORD", "API_DATABASE_URL"},
     ],
 }
 # On SIGTERM the processor finishes the batch in hand, bounded at about this many seconds.
@@ -390,6 +393,8 @@ def check_refs(renders: list[Render], secret_keys: set[str]) -> None:
                         keys = set(in_render.get("data", {})) | set(in_render.get("stringData", {}))
                     elif name == SECRET_NAME:
                         keys = secret_keys
+                    elif name == API_SECRET_NAME:
+                        keys = tofu_secret_keys_of(API_SECRET_NAME)
                     else:
                         check.fail(f"{c.where}: {var_name} refers to Secret {name}, which neither the render nor OpenTofu creates")
                         continue
@@ -783,6 +788,64 @@ def check_tilt(renders: list[Render]) -> None:
     report(check, f"parses; {len(resources)} resources exist in the render; builds {IMAGE_REPO!r}; forwards 8000 and 19092")
 
 
+# --------------------------------------------------------------------------------------------
+# The API's own Postgres role
+
+
+API_SECRET_NAME = "postgres-api-credentials"
+# What would give spine-api the writer's identity or password.
+WRITER_VARS = {"POSTGRES_USER", "POSTGRES_PASSWORD", "DATABASE_URL"}
+
+
+def tofu_secret_keys_of(name: str) -> set[str]:
+    """The data keys of the kubernetes_secret named `name` in deploy/tofu/phase-0/main.tf."""
+    main_tf = (DEPLOY / "tofu" / "phase-0" / "main.tf").read_text()
+    for block in re.finditer(r'resource\s+"kubernetes_secret(?:_v1)?"\s+"\w+"\s*\{(?P<body>.*?)\n\}', main_tf, re.S):
+        if f'"{name}"' in block.group("body"):
+            data = re.search(r"\bdata\s*=\s*\{(?P<data>.*?)\}", block.group("body"), re.S)
+            if data:
+                return set(re.findall(r"^\s*\"?([A-Za-z_][A-Za-z0-9_]*)\"?\s*=", data.group("data"), re.M))
+    return set()
+
+
+def check_api_credentials(renders: list[Render]) -> None:
+    """spine-api reads as its own role: its credentials come from postgres-api-credentials, and
+    it never receives anything of the writer's postgres-credentials Secret."""
+    check = Check("api-role")
+    keys = tofu_secret_keys_of(API_SECRET_NAME)
+    check.expect(
+        {"POSTGRES_API_USER", "POSTGRES_API_PASSWORD"} <= keys,
+        f"deploy/tofu/phase-0/main.tf must generate Secret {API_SECRET_NAME} with keys POSTGRES_API_USER and"
+        f" POSTGRES_API_PASSWORD; found {sorted(keys) or 'none'}",
+    )
+    seen = 0
+    for render in renders:
+        for c in containers(render):
+            if c.binary != "spine-api":
+                continue
+            seen += 1
+            for source in c.spec.get("envFrom", []):
+                ref = source.get("secretRef", {}).get("name")
+                check.expect(ref != SECRET_NAME, f"{c.where}: envFrom takes the writer's Secret {SECRET_NAME}")
+            for var in c.spec.get("env", []):
+                ref = var.get("valueFrom", {}).get("secretKeyRef", {})
+                check.expect(
+                    ref.get("name") != SECRET_NAME,
+                    f"{c.where}: {var['name']} comes from the writer's Secret {SECRET_NAME}",
+                )
+                check.expect(var["name"] not in WRITER_VARS, f"{c.where}: gets {var['name']}, the writer's")
+                if var["name"] in ("POSTGRES_API_USER", "POSTGRES_API_PASSWORD"):
+                    check.expect(
+                        ref.get("name") == API_SECRET_NAME,
+                        f"{c.where}: {var['name']} must come from Secret {API_SECRET_NAME}",
+                    )
+        if any(c.binary == "spine-api" for c in containers(render)):
+            job = render.find("Job", "api-role")
+            check.expect(job is not None, f"{render.name}: runs spine-api but has no api-role Job creating its role")
+    check.expect(seen > 0 or all(r.name == "base" for r in renders), "no container runs spine-api")
+    report(check, f"{seen} spine-api containers read as the role in {API_SECRET_NAME}, never the writer's")
+
+
 def check_tofu(renders: list[Render], secret_keys: set[str]) -> None:
     check = Check("tofu")
     tofu_dir = DEPLOY / "tofu"
@@ -821,6 +884,7 @@ def main() -> int:
     check_image(renders)
     check_tilt(renders)
     check_tofu(renders, secret_keys)
+    check_api_credentials(renders)
     failed = [c.name for c in RESULTS if c.failures]
     if failed:
         print(f"failed checks: {', '.join(failed)}")
