@@ -82,7 +82,7 @@ api_abuse() {
   wrk -t2 -c"$conns" -d"${seconds}s" --latency "$url" >"$dir/wrk.txt" 2>&1
   wait "$poller" "$sampler" 2>/dev/null || true
 
-  p99() { sort -n | awk '{v[NR]=$1} END {if (NR == 0) {print "n/a"; exit} i=int(NR*0.99); if (i < NR*0.99) i++; if (i < 1) i=1; printf "%.1f ms (n=%d)\n", v[i], NR}'; }
+  p99() { sort -n | awk '{v[NR]=$1} END {if (NR == 0) {print "n/a"; exit} i=int(NR*0.99); if (i < NR*0.99) i++; if (i < 1) i=1; printf "%.2f ms (n=%d)\n", v[i], NR}'; }
   echo
   echo "spine-api under abuse: $conns connections on /orders?status=order_placed&limit=1000, $orders orders, ${seconds}s"
   echo "  wrk:             $(grep -E 'Requests/sec' "$dir/wrk.txt" | xargs), $(grep -E 'requests in' "$dir/wrk.txt" | xargs)"
