@@ -1,5 +1,7 @@
 //! Thousands of generated paths and query strings against the real server (port 0) and a real
-//! Postgres: no answer is a 5xx other than 503, and every 4xx is a JSON body naming the problem.
+//! Postgres, a fifth of them while every database permit is held (saturated): no answer is a 5xx
+//! other than 503, a 503 only from a database route while saturated, and every 4xx and 503 is a
+//! JSON body naming the problem.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -87,7 +89,7 @@ fn generated_requests_never_get_a_5xx_and_every_4xx_is_json() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (base, _stop) = rt.block_on(async {
+    let (base, state, _stop) = rt.block_on(async {
         let db = postgres().fresh_database().await;
         let mut client = db.connect().await;
         spine_core::schema::migrate(&mut client)
@@ -107,8 +109,8 @@ fn generated_requests_never_get_a_5xx_and_every_4xx_is_json() {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let stop = CancellationToken::new();
         let state = AppState::connect(db.config()).expect("pools");
-        tokio::spawn(spine_api::serve(listener, state, stop.clone()));
-        (base, stop.drop_guard())
+        tokio::spawn(spine_api::serve(listener, state.clone(), stop.clone()));
+        (base, state, stop.drop_guard())
     });
     let http = reqwest::Client::new();
     let mut runner = TestRunner::new(Config {
@@ -117,48 +119,82 @@ fn generated_requests_never_get_a_5xx_and_every_4xx_is_json() {
         ..Config::default()
     });
     let sent = AtomicU32::new(0);
+    let shed = AtomicU32::new(0);
     runner
-        .run(&(path(), query()), |(path, query)| {
-            let raw = match &query {
-                Some(q) => format!("{base}{path}?{q}"),
-                None => format!("{base}{path}"),
-            };
-            // The URL parser percent-encodes what may not appear raw; what it refuses outright
-            // no client could send either.
-            let Ok(url) = reqwest::Url::parse(&raw) else {
-                return Ok(());
-            };
-            sent.fetch_add(1, Ordering::Relaxed);
-            let (status, content_type, body) = rt.block_on(async {
-                let r = http
-                    .get(url.clone())
-                    .send()
-                    .await
-                    .expect("the server answers");
-                let status = r.status();
-                let ct = r
-                    .headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
-                (status, ct, r.bytes().await.expect("a whole body"))
-            });
-            let what = format!("GET {url} -> {status}: {}", String::from_utf8_lossy(&body));
-            prop_assert!(
-                !status.is_server_error() || status.as_u16() == 503,
-                "{what}"
-            );
-            if status.is_client_error() {
-                prop_assert_eq!(content_type.as_str(), "application/json", "{}", what);
-                let v: serde_json::Value = serde_json::from_slice(&body)
-                    .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
-                prop_assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}");
-            }
-            Ok(())
-        })
+        .run(
+            &(path(), query(), prop::bool::weighted(0.2)),
+            |(path, query, saturated)| {
+                let raw = match &query {
+                    Some(q) => format!("{base}{path}?{q}"),
+                    None => format!("{base}{path}"),
+                };
+                // The URL parser percent-encodes what may not appear raw; what it refuses outright
+                // no client could send either.
+                let Ok(url) = reqwest::Url::parse(&raw) else {
+                    return Ok(());
+                };
+                sent.fetch_add(1, Ordering::Relaxed);
+                let (status, content_type, retry_after, body) = rt.block_on(async {
+                    // As if POOL_SIZE requests were in flight.
+                    let _held = match saturated {
+                        true => Some(
+                            state
+                                .permits
+                                .clone()
+                                .acquire_many_owned(spine_api::db::POOL_SIZE as u32)
+                                .await
+                                .expect("permits"),
+                        ),
+                        false => None,
+                    };
+                    let r = http
+                        .get(url.clone())
+                        .send()
+                        .await
+                        .expect("the server answers");
+                    let status = r.status();
+                    let ct = r
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    let retry_after = r.headers().get("retry-after").cloned();
+                    (
+                        status,
+                        ct,
+                        retry_after,
+                        r.bytes().await.expect("a whole body"),
+                    )
+                });
+                let what = format!(
+                    "GET {url} (saturated: {saturated}) -> {status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                prop_assert!(
+                    !status.is_server_error() || status.as_u16() == 503,
+                    "{what}"
+                );
+                if status.as_u16() == 503 {
+                    prop_assert!(
+                        saturated && ["/orders", "/stats", "/batches"].contains(&url.path()),
+                        "only a saturated database route sheds: {what}"
+                    );
+                    prop_assert!(retry_after.is_some(), "{what}");
+                    shed.fetch_add(1, Ordering::Relaxed);
+                }
+                if status.is_client_error() || status.as_u16() == 503 {
+                    prop_assert_eq!(content_type.as_str(), "application/json", "{}", what);
+                    let v: serde_json::Value = serde_json::from_slice(&body)
+                        .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
+                    prop_assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}");
+                }
+                Ok(())
+            },
+        )
         .unwrap_or_else(|e| panic!("{e}"));
-    let sent = sent.into_inner();
+    let (sent, shed) = (sent.into_inner(), shed.into_inner());
+    assert!(shed > 0, "no request met a saturated database route");
     assert!(
         sent > CASES / 2,
         "only {sent} of {CASES} generated URLs were sent"
