@@ -122,7 +122,15 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
     let expected = fold_all(&events);
     assert!(expected.len() < 1000, "fits one /orders page");
 
-    // The API, as its binary runs it.
+    // The API, as its binary runs it: reading as a role of its own (a member of spine_reader,
+    // which the processor's migrations created), as `make up` runs it.
+    let reader = unique_name("api").to_lowercase();
+    db.connect()
+        .await
+        .batch_execute(&format!("CREATE ROLE {reader} LOGIN IN ROLE spine_reader"))
+        .await
+        .expect("the API's role");
+    let reader_url = format!("postgres://{reader}@127.0.0.1:{}/{}", db.port, db.name);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -133,6 +141,7 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
         Command::new(bin_path("spine-api"))
             .env_remove("POSTGRES_PASSWORD")
             .env("DATABASE_URL", &url)
+            .env("API_DATABASE_URL", &reader_url)
             .env("API_ADDR", &addr)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
