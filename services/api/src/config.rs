@@ -1,9 +1,9 @@
-//! `spine-api`'s configuration (SPEC.md's table).
+//! `spine-api`'s configuration (docs/contracts.md, "Configuration").
 
 use std::net::SocketAddr;
 
 use clap::Parser;
-use spine_core::config::{LogArgs, PostgresArgs};
+use spine_core::config::{parse_socket_addr, LogArgs, PostgresArgs};
 
 /// Serves the live orders view: JSON routes, a live HTML page, and metrics.
 #[derive(Parser, Debug, Clone)]
@@ -14,7 +14,7 @@ pub struct ApiArgs {
 
     /// Address to listen on (port 0 picks a free one)
     #[arg(long = "api-addr", env = "API_ADDR", default_value = "0.0.0.0:8000",
-          value_parser = |s: &str| s.trim().parse::<SocketAddr>().map_err(|_| "expected ip:port, e.g. 0.0.0.0:8000".to_string()))]
+          value_parser = parse_socket_addr)]
     pub addr: SocketAddr,
 
     #[command(flatten)]

@@ -1,4 +1,5 @@
-//! `spine-api`: the live orders view over the processor's tables (SPEC.md "HTTP API").
+//! `spine-api`: the live orders view over the processor's tables (docs/contracts.md,
+//! "HTTP API").
 //!
 //! [`app`] builds the whole router from a pool, so tests drive it with `oneshot` or serve it
 //! on port 0; [`run`] is the binary: bind, serve, stop on the shutdown token.
@@ -40,7 +41,7 @@ impl AppState {
     }
 }
 
-/// Every route of SPEC.md's table, plus the page's script and stylesheet.
+/// Every route of docs/contracts.md ("HTTP API"), plus the page's script and stylesheet.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(routes::page::index))
@@ -55,7 +56,7 @@ pub fn app(state: AppState) -> Router {
                 spine_core::ops::render_metrics(&s.metrics.registry)
             }),
         )
-        .route("/healthz", get(routes::health::healthz))
+        .route("/healthz", get(|| async { spine_core::ops::healthz() }))
         .route("/readyz", get(routes::health::readyz))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

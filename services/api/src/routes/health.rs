@@ -1,14 +1,10 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (Postgres answers and the schema is
-//! current).
+//! `GET /readyz`: Postgres answers and the schema is current. (`GET /healthz`, "the process
+//! answers", is core's, shared with the other binaries' operations listener.)
 
 use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::AppState;
-
-pub async fn healthz() -> &'static str {
-    "ok\n"
-}
 
 pub async fn readyz(State(app): State<AppState>) -> (StatusCode, &'static str) {
     let Ok(client) = app.pool.get().await else {
