@@ -134,8 +134,8 @@ pub fn create_producer(bootstrap: &str, metrics: Metrics) -> anyhow::Result<Even
         // Exactly one copy of each event per send, in order per partition, even on retries.
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        // lz4 or nothing: the local broker cannot read snappy back (docs/architecture.md,
-        // "The local broker").
+        // lz4 or nothing: the local broker (Tansu) cannot read snappy-compressed batches back
+        // (docs/architecture.md, "The local broker").
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
         // Keep retrying while the broker is away; the generator pauses when the queue is full.
@@ -172,6 +172,12 @@ pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyh
                 Some(Err((_, code))) => code,
             },
             Err(KafkaError::AdminOp(code)) => code,
+            // The client refused to build the request: the arguments are wrong, for good.
+            Err(KafkaError::AdminOpCreation(reason)) => {
+                anyhow::bail!(
+                    "cannot ask to create topic {topic} with {partitions} partitions: {reason}"
+                )
+            }
             Err(e) => {
                 warn!(topic, error = %e, retry_in_ms = backoff.peek().as_millis() as u64,
                       "cannot reach the broker to create the topic yet");
