@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use clap::Parser;
-use spine_core::config::{describe_pg_config, DatabaseUrl, LogArgs, PostgresArgs, Secret};
+use spine_core::config::{
+    describe_pg_config, parse_socket_addr, DatabaseUrl, LogArgs, PostgresArgs, Secret,
+};
 
 /// Serves the live orders view: JSON routes, a live HTML page, and metrics.
 #[derive(Parser, Debug, Clone)]
@@ -24,7 +26,7 @@ pub struct ApiArgs {
 
     /// Address to listen on (port 0 picks a free one)
     #[arg(long = "api-addr", env = "API_ADDR", default_value = "0.0.0.0:8000",
-          value_parser = |s: &str| s.trim().parse::<SocketAddr>().map_err(|_| "expected ip:port, e.g. 0.0.0.0:8000".to_string()))]
+          value_parser = parse_socket_addr)]
     pub addr: SocketAddr,
 
     #[command(flatten)]

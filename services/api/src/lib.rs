@@ -1,4 +1,5 @@
-//! `spine-api`: the live orders view over the processor's tables (docs/contracts.md, "HTTP API").
+//! `spine-api`: the live orders view over the processor's tables (docs/contracts.md,
+//! "HTTP API").
 //!
 //! [`app`] builds the whole router from an [`AppState`], so tests drive it with `oneshot` or
 //! serve it on port 0; [`run`] is the binary: bind, serve, stop on the shutdown token.
@@ -52,8 +53,8 @@ impl AppState {
     }
 }
 
-/// Every route of the contract, plus the page's script and stylesheet, in the layers of
-/// [`layers`].
+/// Every route of docs/contracts.md ("HTTP API"), plus the page's script and stylesheet, in
+/// the layers of [`layers`].
 pub fn app(state: AppState) -> Router {
     let data = layers::shed(
         Router::new()
@@ -73,8 +74,8 @@ pub fn app(state: AppState) -> Router {
                 spine_core::ops::render_metrics(&s.metrics.registry)
             }),
         )
-        .route("/livez", get(routes::health::livez))
-        .route("/healthz", get(routes::health::livez))
+        .route("/livez", get(|| async { spine_core::ops::healthz() }))
+        .route("/healthz", get(|| async { spine_core::ops::healthz() }))
         .route("/readyz", get(routes::health::readyz))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });

@@ -9,19 +9,10 @@ use serde_json::Value;
 use spine_core::event::{parse_event, Event};
 use spine_core::reduce::fold_all;
 use spine_testkit::kafka::read_all;
-use spine_testkit::{bin_path, postgres, tansu, unique_name};
+use spine_testkit::{bin_path, postgres, tansu, unique_name, KillOnDrop};
 
 const PARTITIONS: i32 = 3;
 
-/// A child process that is killed when the test ends, passing or failing.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 const EVENTS: u64 = 2000;
 
 fn run(name: &str, env: &[(&str, &str)], args: &[&str]) {

@@ -1,6 +1,7 @@
-//! `GET /livez` and `/healthz` (the process answers; nothing else is asked) and `GET /readyz`
-//! (Postgres answers and the schema is current). `/readyz` uses connections of its own and
-//! answers within a second, so a saturated data pool never makes the API look dead.
+//! `GET /readyz`: Postgres answers and the schema is current. It uses connections of its own
+//! and answers within a second, so a saturated data pool never makes the API look dead.
+//! (`GET /livez` and `/healthz`, "the process answers", are core's, shared with the other
+//! binaries' operations listener.)
 
 use std::time::Duration;
 
@@ -11,10 +12,6 @@ use crate::AppState;
 
 /// The longest `/readyz` takes before it answers 503.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(1);
-
-pub async fn livez() -> &'static str {
-    "ok\n"
-}
 
 pub async fn readyz(State(app): State<AppState>) -> (StatusCode, &'static str) {
     let check = async {
