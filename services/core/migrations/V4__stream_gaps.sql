@@ -16,3 +16,5 @@ CREATE TABLE stream_gaps (
 );
 -- GET /batches: the gaps of the last day.
 CREATE INDEX stream_gaps_detected_at ON stream_gaps (detected_at DESC);
+-- The API reads it with its read-only role (see V3).
+GRANT SELECT ON stream_gaps TO spine_reader;
