@@ -41,6 +41,9 @@ pub(super) struct LoopState<'a> {
     /// `ON_DATA_LOSS=continue`: gaps found at assignment, each to be written with the first
     /// batch that reads its partition (see [`crate::gaps`]).
     pending_gaps: BTreeMap<i32, Gap>,
+    /// The assignment generation at which a fetch out of range last made the loop re-join
+    /// (one re-join per assignment, however many partitions report it).
+    range_rejoin: Option<u64>,
     /// Writes each batch; owns the test hooks (see [`crate::faults`]).
     pub writer: Writer,
     /// When the next trigger fires.
@@ -113,6 +116,7 @@ fn run_loop(
         positions: BTreeMap::new(),
         batch: Batch::default(),
         pending_gaps: BTreeMap::new(),
+        range_rejoin: None,
         writer: Writer::new(&cfg.consumer_group, &cfg.topic)
             .with_faults(FaultPoints::new(cfg.crash_at)),
         next_trigger: now + cfg.trigger,
@@ -317,11 +321,14 @@ impl LoopState<'_> {
                 // and, with auto.offset.reset=error, does not say which. A fresh assignment
                 // compares every stored offset with its log again, and fails or resumes as
                 // ON_DATA_LOSS says.
-                warn!(
-                    "a fetch offset lies outside its partition's log (data loss?); re-joining \
-                       the group to check every stored offset against its log"
-                );
-                self.rejoin()?;
+                if self.range_rejoin != Some(self.generation) {
+                    warn!(
+                        "a fetch offset lies outside its partition's log (data loss?); \
+                         re-joining the group to check every stored offset against its log"
+                    );
+                    self.range_rejoin = Some(self.generation);
+                    self.rejoin()?;
+                }
             }
             Some(Err(e)) => {
                 debug!(error = %e, "poll error (librdkafka retries by itself)");
