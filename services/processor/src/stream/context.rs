@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
 use rdkafka::client::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -233,7 +232,8 @@ pub fn create_consumer(
         high_watermarks: Mutex::new(BTreeMap::new()),
         errors: Throttle::default(),
     };
-    ClientConfig::new()
+    cfg.kafka_properties
+        .client_config() // -X, KAFKA_PROPERTIES; the settings below win
         .set("bootstrap.servers", &cfg.bootstrap)
         .set("group.id", &cfg.consumer_group)
         .set("client.id", "spine-processor")

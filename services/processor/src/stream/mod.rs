@@ -32,6 +32,7 @@ use crate::config::CrashPoint;
 #[derive(Debug, Clone)]
 pub struct LoopConfig {
     pub bootstrap: String,
+    pub kafka_properties: spine_core::config::KafkaProperties,
     pub topic: String,
     pub consumer_group: String,
     pub trigger: Duration,
