@@ -47,7 +47,7 @@ pub struct PeekArgs {
     pub num: Option<u64>,
 
     /// Only this partition
-    #[arg(long, short = 'p', value_parser = parse_partition)]
+    #[arg(long, short = 'p', allow_negative_numbers = true, value_parser = parse_partition)]
     pub partition: Option<i32>,
 
     /// Where each partition starts: beginning, end, an offset, -N (its last N) or @<ms timestamp>
