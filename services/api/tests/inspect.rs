@@ -356,3 +356,84 @@ async fn dead_letters_are_newest_first_with_bytes_shown_safely() {
         );
     }
 }
+
+/// Every node of an `EXPLAIN (FORMAT JSON)` plan.
+fn nodes<'a>(plan: &'a Value, out: &mut Vec<&'a Value>) {
+    out.push(plan);
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        nodes(child, out);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_routes_read_an_index_range_never_a_table_scan() {
+    let s = Server::start().await;
+    let admin = s.db.connect().await;
+    // 100,000 events over 20,000 orders, 50,000 dead letters over 3 partitions.
+    admin
+        .batch_execute(
+            "INSERT INTO events
+             SELECT gen_random_uuid(), 'tenant-' || (i % 7), 'order_placed', 'ord-' || (i % 20000), i,
+                    'USD', timestamptz '2026-01-01' + i * interval '1 second', 'events', i % 3, i, now()
+               FROM generate_series(1, 100000) i;
+             INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, payload, error)
+             SELECT 'events', i % 3, i, 'x'::bytea, 'bad' FROM generate_series(1, 50000) i;
+             ANALYZE;",
+        )
+        .await
+        .expect("seed");
+    let cases = [
+        (
+            spine_api::routes::order::HISTORY.to_string(),
+            "'acme', 'ord-1', 1000",
+            "events",
+        ),
+        (
+            spine_api::routes::dead_letters::sql(true),
+            "50, 1",
+            "dead_letters",
+        ),
+        (
+            spine_api::routes::dead_letters::sql(false),
+            "50",
+            "dead_letters",
+        ),
+    ];
+    for (sql, args, table) in cases {
+        let name = unique_name("q");
+        admin
+            .batch_execute(&format!("PREPARE {name} AS {sql}"))
+            .await
+            .expect("prepare");
+        for mode in ["force_custom_plan", "force_generic_plan"] {
+            admin
+                .batch_execute(&format!("SET plan_cache_mode = {mode}"))
+                .await
+                .expect("mode");
+            let row = admin
+                .query_one(
+                    &format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}({args})"),
+                    &[],
+                )
+                .await
+                .expect("explain");
+            let plan: Value = row.get(0);
+            let mut all = Vec::new();
+            nodes(&plan[0]["Plan"], &mut all);
+            let on_table: Vec<&&Value> =
+                all.iter().filter(|n| n["Relation Name"] == table).collect();
+            let what = format!("{table} ({mode}): {plan}");
+            assert!(!on_table.is_empty(), "{what}");
+            for n in on_table {
+                let kind = n["Node Type"].as_str().unwrap_or("?");
+                assert!(
+                    kind.starts_with("Index") || kind.starts_with("Bitmap"),
+                    "{kind}: {what}"
+                );
+                let read = n["Actual Rows"].as_f64().unwrap_or(0.0)
+                    + n["Rows Removed by Filter"].as_f64().unwrap_or(0.0);
+                assert!(read <= 1000.0, "read {read} rows: {what}");
+            }
+        }
+    }
+}

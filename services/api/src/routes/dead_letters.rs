@@ -51,7 +51,7 @@ pub const TEXT_BYTES: usize = 4096;
 pub const BASE64_BYTES: usize = TEXT_BYTES / 4 * 3;
 
 /// Only the first [`TEXT_BYTES`] of each key and payload leave the database.
-fn sql(partition: bool) -> String {
+pub fn sql(partition: bool) -> String {
     format!(
         "WITH b AS ({as_of})
          SELECT b.as_of, d.id, d.topic, d.kafka_partition, d.kafka_offset, d.received_at, d.error,

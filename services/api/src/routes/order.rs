@@ -57,7 +57,7 @@ pub const MAX_EVENTS: i64 = 1000;
 /// One statement, so the current state, the events and `as_of_batch` come from one snapshot.
 /// The events are read through the index of migration V8 on (tenant, order_id, event_time,
 /// event_id).
-const HISTORY: &str = "
+pub const HISTORY: &str = "
 WITH b AS (SELECT coalesce(max(batch_id), 0)::bigint AS as_of FROM stream_batches),
      o AS (SELECT * FROM current_orders WHERE tenant = $1 AND order_id = $2)
 SELECT b.as_of, o.status, o.amount_cents, o.currency, o.updated_at, o.last_event_id,
