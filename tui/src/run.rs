@@ -44,7 +44,8 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
     tokio::spawn(api::run(client, tx.clone(), tenant_rx, cancel.clone()));
     // The thread ends by itself on `cancel` (within one poll); nothing waits for it.
     let _tail = topic::spawn(
-        topic::TailConfig::new(&args.kafka.bootstrap, &args.kafka.topic),
+        topic::TailConfig::new(&args.kafka.bootstrap, &args.kafka.topic)
+            .with_properties(args.kafka.client_properties()),
         tx,
         cancel.clone(),
     );

@@ -67,6 +67,7 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> anyhow::Re
 
     let cfg = stream::LoopConfig {
         bootstrap: args.kafka.bootstrap.clone(),
+        kafka_properties: args.kafka.client_properties(),
         topic: args.kafka.topic.clone(),
         consumer_group: args.consumer_group.clone(),
         trigger: if args.available_now {

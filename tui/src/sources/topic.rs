@@ -12,11 +12,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use spine_core::config::KafkaProperties;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -37,6 +38,8 @@ pub struct TailConfig {
     pub topic: String,
     /// History read at start, shared among the partitions.
     pub backfill: usize,
+    /// `-X`/`KAFKA_PROPERTIES` (SASL, TLS).
+    pub properties: KafkaProperties,
     /// The consumer's `group.id`: librdkafka wants one, but it is never joined nor committed to.
     pub group: String,
 }
@@ -48,7 +51,13 @@ impl TailConfig {
             topic: topic.to_owned(),
             backfill: TAIL_CAPACITY,
             group: throwaway_group(),
+            properties: KafkaProperties::default(),
         }
+    }
+
+    pub fn with_properties(mut self, properties: KafkaProperties) -> TailConfig {
+        self.properties = properties;
+        self
     }
 }
 
@@ -92,10 +101,12 @@ impl TailContext {
 /// end of a partition is reported (peek needs to know).
 pub fn consumer(
     bootstrap: &str,
+    properties: &KafkaProperties,
     group: &str,
     partition_eof: bool,
 ) -> Result<BaseConsumer<TailContext>, KafkaError> {
-    ClientConfig::new()
+    properties
+        .client_config()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -143,7 +154,7 @@ fn run(config: &TailConfig, tx: &mpsc::Sender<Msg>, cancel: &CancellationToken) 
         })
         .is_ok()
     };
-    let consumer = match consumer(&config.bootstrap, &config.group, false) {
+    let consumer = match consumer(&config.bootstrap, &config.properties, &config.group, false) {
         Ok(c) => c,
         Err(e) => {
             report(BrokerReport::Down {

@@ -10,7 +10,6 @@ use anyhow::Context as _;
 use chrono::Utc;
 use deadpool_postgres::Pool;
 use rdkafka::client::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -369,7 +368,8 @@ pub fn create_consumer(
         high_watermarks: Mutex::new(BTreeMap::new()),
         errors: Throttle::default(),
     };
-    ClientConfig::new()
+    cfg.kafka_properties
+        .client_config() // -X, KAFKA_PROPERTIES; the settings below win
         .set("bootstrap.servers", &cfg.bootstrap)
         .set("group.id", &cfg.consumer_group)
         .set("client.id", "spine-processor")

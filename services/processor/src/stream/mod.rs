@@ -35,6 +35,7 @@ use crate::gaps::OnDataLoss;
 #[derive(Debug, Clone, Default)]
 pub struct LoopConfig {
     pub bootstrap: String,
+    pub kafka_properties: spine_core::config::KafkaProperties,
     pub topic: String,
     pub consumer_group: String,
     pub trigger: Duration,
