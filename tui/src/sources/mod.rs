@@ -3,6 +3,7 @@
 //! touch the UI's state.
 
 pub mod api;
+pub mod requests;
 pub mod topic;
 
 /// Wall-clock now, for "down since" times.

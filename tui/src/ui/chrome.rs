@@ -70,7 +70,17 @@ pub fn header(frame: &mut Frame<'_>, area: Rect, app: &App) {
 
 pub fn footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let key = Style::new().fg(Color::Black).bg(Color::Cyan);
+    if let Some(edit) = &app.edit {
+        frame.render_widget(Paragraph::new(super::edit_line(edit)), area);
+        return;
+    }
     let mut spans = Vec::new();
+    if let Some(needle) = &app.search {
+        spans.push(Span::styled(
+            format!(" filter /{needle} "),
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        ));
+    }
     // The footer has room for the essential keys; the help lists them all.
     for (k, what, _) in BINDINGS.iter().filter(|(_, what, _)| !what.is_empty()) {
         let what = match *what {
