@@ -11,7 +11,7 @@ use crate::inspect::{
 };
 use crate::text::SafeText;
 
-const LABEL: usize = 10;
+const LABEL: usize = 12;
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, detail: &Detail) {
     let (title, content) = content(app, detail);
@@ -125,11 +125,28 @@ fn content(app: &App, detail: &Detail) -> (String, Content) {
 
 /// Labelled lines, then the body, from `scroll` (clamped so the last line ends the view).
 fn lines(buf: &mut Buffer, area: Rect, scroll: usize, head: &[DetailLine], body: &[SafeText]) {
+    if area.height == 0 || area.width == 0 {
+        return;
+    }
     let label = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
     let mut all: Vec<(Option<&str>, &str)> =
         head.iter().map(|(l, t)| (Some(*l), t.as_str())).collect();
     all.push((None, ""));
-    all.extend(body.iter().map(|t| (None, t.as_str())));
+    // Body lines wrap at the edge (a long JSON string stays whole).
+    let wrapped: Vec<String> = body
+        .iter()
+        .flat_map(|t| {
+            let chars: Vec<char> = t.as_str().chars().collect();
+            if chars.is_empty() {
+                return vec![String::new()];
+            }
+            chars
+                .chunks(area.width as usize)
+                .map(|c| c.iter().collect::<String>())
+                .collect()
+        })
+        .collect();
+    all.extend(wrapped.iter().map(|t| (None, t.as_str())));
     let height = area.height as usize;
     let first = scroll.min(all.len().saturating_sub(height));
     for (i, (l, text)) in all.iter().skip(first).take(height).enumerate() {
