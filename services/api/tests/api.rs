@@ -351,7 +351,13 @@ async fn without_a_database_it_answers_503_and_stays_up() {
         .user("postgres")
         .dbname("x");
     let s = Server::serve(db.clone(), Some(nowhere)).await;
-    for path in ["/orders", "/stats", "/batches"] {
+    for path in [
+        "/orders",
+        "/stats",
+        "/batches",
+        "/dead_letters",
+        "/orders/acme/o-1",
+    ] {
         let (status, _, body) = s.get(path).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
         assert_eq!(body, r#"{"error":"database unavailable"}"#);
