@@ -10,7 +10,7 @@ pub const BINDINGS: [(&str, &str, &str); 14] = [
     (
         "q/Esc",
         "quit",
-        "quit (Esc first closes what is open, clears the filter, the seek, the zoom)",
+        "quit; Esc first closes or clears what is open, one at a time",
     ),
     (
         "Tab",
@@ -30,12 +30,12 @@ pub const BINDINGS: [(&str, &str, &str); 14] = [
     (
         "Enter",
         "",
-        "open the selected record, order (its history), batch, or tenant (its orders)",
+        "open the selected record, order, batch or tenant",
     ),
     (
         "/",
         "",
-        "filter the tail and orders: Enter keeps it, Esc clears it",
+        "filter tail and orders; Enter keeps it, Esc clears it",
     ),
     ("z", "", "the focused pane fills the screen, and back"),
     (
@@ -46,17 +46,17 @@ pub const BINDINGS: [(&str, &str, &str); 14] = [
     (
         "o",
         "",
-        "tail: seek to partition:offset; batches: to the batch's first record",
+        "seek the tail to partition:offset (batches: the batch's)",
     ),
     (
         "y",
         "",
-        "copy the open record, order or dead letter as JSON (OSC 52)",
+        "copy the open record, order or dead letter (OSC 52)",
     ),
     (
         "p",
         "pause",
-        "pause the tail, so the selection holds still; again to resume",
+        "pause the tail so the selection holds; again to resume",
     ),
     (
         "t",

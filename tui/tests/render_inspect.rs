@@ -294,3 +294,17 @@ fn every_view_fits_a_small_terminal_without_panicking() {
         render(&app, w, h);
     }
 }
+
+#[test]
+fn the_help_lists_the_new_keys_at_80x24() {
+    let mut app = fixture();
+    act(&mut app, &[Action::ToggleHelp]);
+    insta::assert_snapshot!("help_80x24", draw(&app, 80, 24));
+    let screen = text(&render(&app, 80, 24));
+    for key in ["Enter", "/", "z", "d", "o", "y"] {
+        assert!(
+            screen.lines().any(|l| l.contains(&format!("│{key:>12} "))),
+            "{key} in the help:\n{screen}"
+        );
+    }
+}

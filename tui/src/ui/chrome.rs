@@ -105,8 +105,8 @@ pub fn footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
 
 pub fn help(frame: &mut Frame<'_>, app: &App) {
     let area = frame.area();
-    let width = area.width.min(66);
-    let height = area.height.min(22);
+    let width = area.width.min(78);
+    let height = area.height.min(24);
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,
@@ -141,7 +141,7 @@ pub fn help(frame: &mut Frame<'_>, app: &App) {
     ));
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: true }).block(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::bordered()
                 .title(" Help: ? or Esc to close ")
                 .border_style(Style::new().fg(Color::Cyan)),
