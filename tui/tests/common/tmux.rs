@@ -109,8 +109,6 @@ impl Drop for Tmux {
     }
 }
 
-pub use spine_testkit::sh_quote;
-
 /// The terminal is back in cooked mode: canonical input and echo on.
 pub fn terminal_restored(screen: &str) -> bool {
     let words: Vec<&str> = screen.split_whitespace().collect();
