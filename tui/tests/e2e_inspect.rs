@@ -11,9 +11,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::services::{tail_of_log, Service};
-use common::tmux::{pane, sh_quote, Tmux};
+use common::tmux::{pane, Tmux};
 use common::{event_json_with, raw};
 use spine_testkit::kafka::{high_watermarks, produce};
+use spine_testkit::sh_quote;
 use spine_testkit::{free_port, postgres, tansu, unique_name, wait_for_port};
 
 #[test]
@@ -85,7 +86,7 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
         ("DATABASE_URL", db.url()),
         ("API_ADDR", format!("127.0.0.1:{api_port}")),
     ];
-    let mut api = Service::start("spine-api", &api_env, &[], logs);
+    let api = Service::start("spine-api", &api_env, &[], logs);
     assert!(
         wait_for_port(api_port, Duration::from_secs(60)),
         "spine-api does not listen\n{}",
@@ -99,7 +100,7 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
         sh_quote(&bootstrap),
         sh_quote(&topic),
         sh_quote(env!("CARGO_BIN_EXE_spine-tui")),
-        sh_quote(&tui_log.display().to_string()),
+        sh_quote(&tui_log),
     );
     let tmux = Tmux::start(80, 24, &command);
     let service_logs = [processor.log.clone(), api.log.clone(), tui_log.clone()];
