@@ -255,21 +255,21 @@ pub fn order_lines(h: &OrderHistory) -> (Vec<DetailLine>, Vec<SafeText>) {
         head.push(("as of batch", SafeText::new(&format!("#{b}"))));
     }
     let mut body = vec![SafeText::new(&format!(
-        "{} events, oldest first:",
+        "{} events, oldest first (▶ set the current state; y copies them whole):",
         h.events.len()
     ))];
     for e in &h.events {
+        // The time of day and the id's first characters keep a line within 80 columns.
+        let id: String = e.event_id.as_str().chars().take(8).collect();
         body.push(SafeText::new(&format!(
-            "{} {} {:<15} {:>9} {} p{}@{} {}{}",
+            "{} {} {:<15} {:>9} {} p{}@{} {id}…",
             if e.current { "▶" } else { " " },
-            e.event_time,
+            crate::ui::time_of_day(&e.event_time),
             e.event_type.as_str(),
             crate::ui::money(e.amount_cents),
             e.currency,
             e.partition,
             e.offset,
-            e.event_id,
-            if e.current { "  (current state)" } else { "" },
         )));
     }
     (head, body)
@@ -420,12 +420,11 @@ mod tests {
         .expect("json");
         let h = with_json::<OrderHistory>(json).expect("history");
         let (_, body) = order_lines(&h.data);
-        assert!(body[1]
-            .as_str()
-            .starts_with("  2026-11-25T12:00:00Z order_placed"));
-        assert!(
-            body[2].as_str().starts_with("▶ ") && body[2].as_str().ends_with("(current state)")
+        assert_eq!(
+            body[1].as_str(),
+            "  12:00:00.000Z order_placed        12.99 USD p0@41 e1…"
         );
+        assert!(body[2].as_str().starts_with("▶ 12:00:01.000Z order_paid "));
 
         let dl: DeadLettersResponse = serde_json::from_str(
             r#"{"dead_letters":[{"id":12,"topic":"events","partition":1,"offset":77,"received_at":"t",

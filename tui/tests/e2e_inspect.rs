@@ -185,6 +185,25 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
         s.contains("Orders #") && s.contains("LIVE")
     });
 
+    // Tab, Enter: the selected order's history from the API, the current event marked.
+    tmux.keys("Tab");
+    tmux.keys("Enter");
+    let history = tmux.wait_for(
+        "an order's history",
+        Duration::from_secs(10),
+        context,
+        |s| {
+            s.contains(" Order ")
+                && s.lines().any(|l| l.contains("events, oldest first"))
+                && s.lines().any(|l| l.starts_with("▶ ") && l.contains(" p"))
+        },
+    );
+    eprintln!("an order's history at 80×24:\n{history}");
+    escape(&tmux);
+    for _ in 0..3 {
+        tmux.keys("Tab"); // back to the tail
+    }
+
     // d: the dead letters with their reasons (once the processor has written it).
     // (The list is fetched once per `d`: asked again until the processor has written it.)
     let has_dead_letter = |s: &str| {
