@@ -179,6 +179,21 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
             .any(|l| l.split_whitespace().eq(["partition", "0"])),
         "{record}"
     );
+    // y: the record as JSON through OSC 52, which tmux (with set-clipboard on) keeps as a buffer.
+    tmux.run(&["set-option", "-s", "set-clipboard", "on"]);
+    tmux.keys("y");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let copied = loop {
+        let buffers = tmux.run(&["list-buffers", "-F", "#{buffer_name}"]);
+        if !buffers.trim().is_empty() {
+            break tmux.run(&["show-buffer"]);
+        }
+        assert!(Instant::now() < deadline, "nothing copied\n{}", context());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let copied: serde_json::Value = serde_json::from_str(&copied).expect("the copy is JSON");
+    assert_eq!(copied["offset"], offset, "{copied}");
+    assert_eq!(copied["value"]["event_id"], event_id.as_str(), "{copied}");
     escape(&tmux);
     tmux.keys("p");
     tmux.wait_for("the panes again", Duration::from_secs(5), context, |s| {
