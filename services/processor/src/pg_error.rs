@@ -111,8 +111,7 @@ mod tests {
         // A configuration error has no SQLSTATE either, and fails the same way every time.
         let config = "port=not-a-number"
             .parse::<tokio_postgres::Config>()
-            .err()
-            .expect("bad config");
+            .expect_err("bad config");
         assert!(config.code().is_none());
         assert!(!is_transient(&config), "{config}");
     }
