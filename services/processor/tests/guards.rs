@@ -511,3 +511,135 @@ async fn per_tenant_sums_do_not_overflow() {
         ("2".to_string(), expected)
     );
 }
+
+/// A TCP proxy to Postgres that can be cut: from then on it swallows what either side sends
+/// and answers nothing, with the connections left open (a network partition, or a server
+/// frozen with its kernel still up). Counts the client connections that were closed.
+struct Blackhole {
+    port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    closed: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Blackhole {
+    async fn start(upstream: u16) -> Blackhole {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (c, d) = (cut.clone(), closed.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+                    .await
+                    .expect("upstream");
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let (c1, c2, d1) = (c.clone(), c.clone(), d.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => {
+                                d1.fetch_add(1, Ordering::SeqCst);
+                                return;
+                            }
+                            Ok(_) if c1.load(Ordering::SeqCst) => {}
+                            Ok(n) => {
+                                if sw.write_all(&buf[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if c2.load(Ordering::SeqCst) => {}
+                            Ok(n) => {
+                                if cw.write_all(&buf[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Blackhole { port, cut, closed }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn closed(&self) -> usize {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Postgres stops answering in the middle of a batch: the write gives up at its deadline with a
+/// transient error (so the batch is retried), and its connection is closed, not handed back
+/// to the pool for the next batch to wait on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_to_a_server_that_stopped_answering_gives_up_at_its_deadline() {
+    use spine_processor::batch::Batch;
+    use spine_processor::sink::{self, SinkError, Writer};
+
+    let db = postgres().fresh_database().await;
+    {
+        let mut c = db.connect().await;
+        spine_core::schema::migrate(&mut c).await.expect("migrate");
+        sink::load_or_init_offsets(&c, "g", "t", &[0])
+            .await
+            .expect("offsets");
+    }
+    let proxy = Blackhole::start(db.port).await;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(proxy.port)
+        .user("postgres")
+        .dbname(&db.name);
+    let pool =
+        spine_core::db::pool_with(config, 1, &spine_processor::session_settings()).expect("pool");
+    let client = pool.get().await.expect("a connection through the proxy");
+    proxy.cut();
+
+    let e = event("acme", "o1", EventType::OrderPlaced, 1, 1);
+    let mut b = Batch::default();
+    b.push(0, 0, 0, Some(b"k"), Some(&e.to_json()));
+    let deadline = Duration::from_secs(2);
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        Writer::new("g", "t").write_within(client, &b, &BTreeMap::new(), deadline),
+    )
+    .await
+    .expect("the write returns instead of waiting forever");
+    let err = result.expect_err("nothing can be written");
+    assert!(
+        matches!(err, SinkError::Deadline(d) if d == deadline),
+        "{err}"
+    );
+    assert!(err.is_transient(), "the batch is retried");
+    assert_eq!(pool.status().size, 0, "the connection left the pool");
+    common::eventually(Duration::from_secs(5), "the connection closed", || async {
+        proxy.closed() == 1
+    })
+    .await;
+    let c = db.connect().await;
+    assert_eq!(
+        c.query_one("SELECT count(*) FROM stream_batches", &[])
+            .await
+            .expect("count")
+            .get::<_, i64>(0),
+        0
+    );
+}
