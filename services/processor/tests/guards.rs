@@ -249,3 +249,47 @@ async fn per_tenant_sums_do_not_overflow() {
         ("2".to_string(), expected)
     );
 }
+
+/// What the manifest says SIGTERM does: a batch not yet written is not committed (the next
+/// owner re-reads it from the stored offsets), and the process exits cleanly and promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_abandons_the_batch_in_hand_and_a_restart_re_reads_it() {
+    let broker = tansu().bootstrap();
+    let topic = unique_name("events");
+    let db = postgres().fresh_database().await;
+    create_topic(&broker, &topic, PARTITIONS).await;
+    let mut env = common::env(&broker, &topic, "g", &db);
+    env.retain(|(k, _)| k != "TRIGGER_INTERVAL_MS");
+    env.push(("TRIGGER_INTERVAL_MS".into(), "60000".into()));
+    let mut p = Replica::spawn("P", &env, &[]);
+    tokio::task::block_in_place(|| p.wait_for("partitions assigned", Duration::from_secs(60)));
+    produce(&broker, &topic, &placed(90));
+    // The records are fetched into the batch within milliseconds; its trigger is a minute away.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &p.child.0.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let status = tokio::task::block_in_place(|| {
+        exit_within(&mut p.child, Duration::from_secs(10), "the processor")
+    });
+    assert!(status.success(), "a clean exit: {status}");
+    let stored = common::stored(&db, "g", &topic).await;
+    assert_eq!(
+        stored.event_rows, 0,
+        "nothing of the batch in hand committed"
+    );
+    assert!(
+        stored.offsets.values().all(|&o| o == 0),
+        "{:?}",
+        stored.offsets
+    );
+
+    let out = common::processor_command(&common::env(&broker, &topic, "g", &db))
+        .arg("--available-now")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert_eq!(common::stored(&db, "g", &topic).await.event_rows, 90);
+}
