@@ -18,11 +18,14 @@ use spine_testkit::{postgres, tansu, unique_name, TestDb};
 
 const PARTITIONS: i32 = 3;
 
-/// `n` orders placed, spread over the partitions.
+/// `n` orders placed, spread over the partitions, a tenant per partition (so two replicas'
+/// batches touch no `tenant_stats` row in common).
 fn placed(n: u128) -> Vec<Raw> {
+    let tenants = ["acme", "globex", "initech"];
     (0..n)
         .map(|i| {
-            let e = event("acme", &format!("o{i}"), EventType::OrderPlaced, 1, i + 1);
+            let tenant = tenants[(i % PARTITIONS as u128) as usize];
+            let e = event(tenant, &format!("o{i}"), EventType::OrderPlaced, 1, i + 1);
             raw((i % PARTITIONS as u128) as i32, &e)
         })
         .collect()
@@ -292,4 +295,66 @@ async fn sigterm_abandons_the_batch_in_hand_and_a_restart_re_reads_it() {
         .expect("run");
     assert!(out.status.success());
     assert_eq!(common::stored(&db, "g", &topic).await.event_rows, 90);
+}
+
+/// Two replicas of the real binary on a database whose default isolation is REPEATABLE READ,
+/// one waiting for the other's batch lock: both keep running and every record is stored (before, one of them
+/// soon stopped on a duplicate `batch_id`, and would again after every restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_a_repeatable_read_database_keep_running() {
+    let broker = tansu().bootstrap();
+    let topic = unique_name("events");
+    let group = unique_name("group");
+    let db = postgres().fresh_database().await;
+    db.connect()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET default_transaction_isolation = 'repeatable read'",
+            db.name
+        ))
+        .await
+        .expect("alter database");
+    {
+        let mut c = db.connect().await;
+        spine_core::schema::migrate(&mut c).await.expect("migrate");
+    }
+    create_topic(&broker, &topic, PARTITIONS).await;
+    // A holds the batch lock for 5 s in its 2nd batch, so a batch of B certainly starts its
+    // transaction before A's commit and takes the lock after it.
+    let mut env = common::env(&broker, &topic, &group, &db);
+    env.push(("MAX_BATCH_ROWS".into(), "20".into()));
+    let mut a = Replica::spawn("A", &env, &[("SPINE_CRASH_AT", "pause-holding-lock:2")]);
+    let mut b = Replica::spawn("B", &env, &[]);
+    common::eventually(
+        Duration::from_secs(60),
+        "both replicas own partitions",
+        || {
+            let (a, b) = (&a, &b);
+            async move { a.owned() > 0 && b.owned() > 0 && a.owned() + b.owned() == 3 }
+        },
+    )
+    .await;
+    // Records keep arriving while A pauses, so B has batches to write meanwhile.
+    for slice in placed(6_000).chunks(600) {
+        produce(&broker, &topic, slice);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    common::eventually(Duration::from_secs(90), "every record stored", || async {
+        common::stored(&db, &group, &topic)
+            .await
+            .offsets
+            .values()
+            .sum::<i64>()
+            == 6_000
+    })
+    .await;
+    for r in [&mut a, &mut b] {
+        assert!(
+            r.child.0.try_wait().expect("try_wait").is_none(),
+            "a replica stopped: {:?}",
+            r.last("spine-processor failed")
+        );
+    }
+    assert_eq!(common::stored(&db, &group, &topic).await.event_rows, 6_000);
+    common::assert_tenant_stats_match(&db).await;
 }
