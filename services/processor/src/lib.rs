@@ -21,7 +21,6 @@ use anyhow::Context as _;
 use spine_core::backoff::Backoff;
 use spine_core::ops::OpsServer;
 use spine_core::{db, schema};
-
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -83,7 +82,8 @@ async fn migrate(client: deadpool_postgres::Object) -> Result<(), Startup> {
     };
     client
         .batch_execute(
-            "SET statement_timeout = '10min'; SET lock_timeout = '10min';              SET idle_in_transaction_session_timeout = 0",
+            "SET statement_timeout = '10min'; SET lock_timeout = '10min'; \
+             SET idle_in_transaction_session_timeout = 0",
         )
         .await
         .map_err(|e| Startup::NotReady(e.into()))?;
