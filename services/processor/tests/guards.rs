@@ -151,6 +151,38 @@ async fn a_migration_that_cannot_apply_stops_start_up_saying_so() {
     assert!(p.last("Postgres not ready").is_none(), "not a retry");
 }
 
+/// A role that may not create tables (Postgres 15 no longer lets every role create in
+/// `public`) stops start-up the same way: one line saying the migration failed and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_without_the_privilege_stops_start_up_saying_so() {
+    let db = postgres().fresh_database().await;
+    let role = unique_name("limited").to_lowercase();
+    db.connect()
+        .await
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; REVOKE CREATE ON SCHEMA public FROM PUBLIC"
+        ))
+        .await
+        .expect("a role without CREATE");
+    let mut env = common::env(&tansu().bootstrap(), &unique_name("events"), "g", &db);
+    env.retain(|(k, _)| k != "DATABASE_URL");
+    env.push((
+        "DATABASE_URL".into(),
+        format!("postgres://{role}@127.0.0.1:{}/{}", db.port, db.name),
+    ));
+    let mut p = Replica::spawn("P", &env, &[]);
+    let status = tokio::task::block_in_place(|| {
+        exit_within(&mut p.child, Duration::from_secs(30), "the processor")
+    });
+    assert_eq!(status.code(), Some(1), "a start-up failure");
+    let line = p.wait_for("spine-processor failed", Duration::from_secs(5));
+    assert!(
+        line.contains("migrating the schema failed") && line.contains("permission denied"),
+        "one line saying why: {line}"
+    );
+    assert!(p.last("Postgres not ready").is_none(), "not a retry");
+}
+
 /// A table dropped under a running processor stops it with an error naming the table, and a
 /// restart stops at start-up saying which table is missing (not a crash at the first batch).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
