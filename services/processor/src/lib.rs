@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod config;
 pub mod faults;
+pub mod gaps;
 pub mod metrics;
 pub mod pg_error;
 pub mod sink;
@@ -60,6 +61,7 @@ const TABLES: &[&str] = &[
     "stream_offsets",
     "stream_batches",
     "stream_batch_partitions",
+    "stream_gaps",
 ];
 
 /// Applies pending migrations on a connection of its own (a migration may wait for another
@@ -158,6 +160,7 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> anyhow::Re
         },
         max_batch_rows: usize::try_from(args.max_batch_rows).unwrap_or(usize::MAX),
         available_now: args.available_now,
+        on_data_loss: args.on_data_loss,
         crash_at: args.crash_at,
     };
     let consumer = stream::create_consumer(&cfg, pool, shutdown.clone())?;
