@@ -7,7 +7,8 @@
 
 Each job is a module of deploy/manifests/: render.py (render, schema), binaries.py (--help),
 pods.py (walking pod templates), config.py (refs, env), network.py (ports, wiring), policy.py,
-image.py, tilt.py, tofu.py, apirole.py; common.py holds the constants and the reporting. This file runs them.
+rollout.py, image.py, tilt.py, tofu.py, apirole.py; common.py holds the constants and the reporting.
+This file runs them.
 
 Checks, each printed as one PASS/FAIL line (exit status 1 if any fails):
   render    every kustomization (base and each overlay) renders with `kubectl kustomize`
@@ -25,6 +26,8 @@ Checks, each printed as one PASS/FAIL line (exit status 1 if any fails):
             from internally and localhost:19092 externally
   policy    the issue's rules: enableServiceLinks off, requests and limits, /healthz + /readyz
             probes, non-root, a grace period longer than the processor's drain, no volumes
+  rollout   the processor's Deployment is `strategy: Recreate` (no old and new image at once
+            across a migration)
   image     the Dockerfile builds and copies exactly the four binaries, they are binaries the
             workspace builds, and every container of the spine image runs one of them
   tilt      the Tiltfile parses and its resources, image and overlay path exist
@@ -55,6 +58,7 @@ from manifests.image import check_image
 from manifests.network import check_ports, check_wiring
 from manifests.policy import check_policy
 from manifests.render import check_schemas, render_all
+from manifests.rollout import check_processor_rollout
 from manifests.tilt import check_tilt
 from manifests.tofu import check_tofu, tofu_secret_keys
 
@@ -70,6 +74,7 @@ def main() -> int:
     check_ports(renders, infos, secret_keys)
     check_wiring(renders, secret_keys)
     check_policy(renders)
+    check_processor_rollout(renders)
     check_image(renders)
     check_tilt(renders)
     check_tofu(renders, secret_keys)

@@ -33,7 +33,8 @@ REQUIRED = {
         {"POSTGRES_API_PASSWORD", "API_DATABASE_URL"},
     ],
 }
-# On SIGTERM the processor finishes the batch in hand, bounded at about this many seconds.
+# On SIGTERM the processor lets a batch write in flight finish (its deadline, sink::WRITE_DEADLINE)
+# and abandons a batch not yet written; so it exits within about this many seconds.
 PROCESSOR_DRAIN_SECONDS = 30
 SECRET_NAME = "postgres-credentials"
 # The API's own read-only role's credentials (apirole.py).

@@ -51,7 +51,8 @@ pub struct ProcessorArgs {
     pub log: LogArgs,
 
     /// Test hook: abort at a point of the Nth batch (before-commit:N, after-commit:N), or pause
-    /// 5 s before writing it (pause-before-write:N)
+    /// 5 s before writing it (pause-before-write:N) or while holding the batch lock
+    /// (pause-holding-lock:N)
     #[arg(long = "crash-at", env = "SPINE_CRASH_AT", hide = true)]
     pub crash_at: Option<CrashPoint>,
 }
@@ -81,19 +82,26 @@ pub enum CrashPoint {
     /// Not a crash: sleep 5 s after cutting the Nth batch, before writing it, so a test can
     /// freeze the process there (SIGSTOP) and let another replica take over.
     PauseBeforeWrite(u64),
+    /// Not a crash: sleep 5 s inside the Nth batch's transaction, after taking the batch lock
+    /// (`LOCK TABLE stream_batches`) and before COMMIT, so a test can freeze the process while
+    /// it holds the lock every other writer needs.
+    PauseHoldingLock(u64),
 }
 
 impl FromStr for CrashPoint {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let expected =
-            || "expected before-commit:N, after-commit:N or pause-before-write:N".to_string();
+        let expected = || {
+            "expected before-commit:N, after-commit:N, pause-before-write:N or pause-holding-lock:N"
+                .to_string()
+        };
         let (point, n) = s.split_once(':').ok_or_else(expected)?;
         let n: u64 = n.parse().map_err(|_| expected())?;
         match point {
             "before-commit" => Ok(CrashPoint::BeforeCommit(n)),
             "after-commit" => Ok(CrashPoint::AfterCommit(n)),
             "pause-before-write" => Ok(CrashPoint::PauseBeforeWrite(n)),
+            "pause-holding-lock" => Ok(CrashPoint::PauseHoldingLock(n)),
             _ => Err(expected()),
         }
     }

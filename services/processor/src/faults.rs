@@ -1,11 +1,11 @@
 //! Fault injection for the exactly-once tests: abort the process at a chosen point of the Nth
-//! batch (or pause before writing it), then check that a restart loses and repeats nothing.
+//! batch (or pause before writing it, or while it holds the batch lock), then check that a restart loses and repeats nothing.
 //!
 //! Why a runtime value and not a `test-hooks` cargo feature: those tests run the real
 //! `spine-processor` binary that `cargo build --workspace --bins` produced, the same build a
 //! user runs, so a feature would have to be on in every build anyway. Instead the hook is
 //! built once, from the hidden `SPINE_CRASH_AT` setting ([`CrashPoint`]), handed to the
-//! [`sink::Writer`](crate::sink::Writer) that owns it, and consulted at three named points.
+//! [`sink::Writer`](crate::sink::Writer) that owns it, and consulted at four named points.
 //! Without the setting every point is a no-op, and no production signature carries a test
 //! concern (the batch count the points refer to is kept here, not by the loop).
 
@@ -43,6 +43,19 @@ impl FaultPoints {
             eprintln!(
                 "spine-processor: test hook: pausing before writing batch {n} ({})",
                 describe()
+            );
+            std::thread::sleep(Duration::from_secs(5));
+        }
+    }
+
+    /// Inside the batch's transaction, right after `LOCK TABLE stream_batches`: with
+    /// `pause-holding-lock:N`, sleeps 5 s in the Nth batch while holding the lock every other
+    /// writer needs, so a test can freeze the process there (SIGSTOP).
+    pub fn holding_lock(&self) {
+        let n = self.batches.load(Ordering::Relaxed);
+        if self.at == Some(CrashPoint::PauseHoldingLock(n)) {
+            eprintln!(
+                "spine-processor: test hook: pausing while holding the batch lock in batch {n}"
             );
             std::thread::sleep(Duration::from_secs(5));
         }

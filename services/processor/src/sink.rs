@@ -11,12 +11,18 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use spine_core::reduce::latest_per_order;
-use tokio_postgres::error::SqlState;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, IsolationLevel};
 use uuid::Uuid;
 
 use crate::batch::Batch;
 use crate::faults::FaultPoints;
+use crate::pg_error;
+
+/// How long the write of one batch may take, all statements and the COMMIT, before its
+/// connection is dropped and the batch retried ([`Writer::write_within`]). Each statement is
+/// also limited by the session's `statement_timeout`; this catches what the server cannot: a
+/// server gone from the network, whose answers never arrive.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Writes batches of one consumer group's reading of one topic.
 #[derive(Debug)]
@@ -48,11 +54,16 @@ pub enum SinkError {
     Fenced,
     /// Postgres failed or is unreachable. Nothing was written (or the commit's outcome is
     /// unknown, which the fence resolves on retry).
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", pg_error::describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No connection could be had from the pool.
     #[error("postgres unavailable: {0}")]
     Unavailable(String),
+    /// The write did not finish within its deadline (Postgres unreachable, or the session
+    /// stuck): its connection was dropped, so whatever it held is released when the server
+    /// notices. Whether the COMMIT landed is unknown; the fence settles it on retry.
+    #[error("the batch write took longer than {0:?}; its connection was dropped")]
+    Deadline(Duration),
 }
 
 impl SinkError {
@@ -61,19 +72,8 @@ impl SinkError {
     pub fn is_transient(&self) -> bool {
         match self {
             SinkError::Fenced => false,
-            SinkError::Unavailable(_) => true,
-            SinkError::Postgres(e) => match e.code() {
-                None => true, // connection-level: closed, refused, timed out
-                Some(code) => {
-                    let c = code.code();
-                    c.starts_with("08") // connection exception
-                        || c.starts_with("40") // serialization failure, deadlock
-                        || c.starts_with("53") // insufficient resources
-                        || c.starts_with("57") // operator intervention, query canceled
-                        || *code == SqlState::LOCK_NOT_AVAILABLE
-                        || c.starts_with("58") // system error (I/O)
-                }
-            },
+            SinkError::Unavailable(_) | SinkError::Deadline(_) => true,
+            SinkError::Postgres(e) => pg_error::is_transient(e),
         }
     }
 }
@@ -180,6 +180,28 @@ impl Writer {
         &self.faults
     }
 
+    /// [`Writer::write`] within `deadline`. Past it the write is abandoned and its connection
+    /// taken out of the pool and closed (a connection whose transaction is in an unknown state
+    /// must not serve the next batch), and [`SinkError::Deadline`] is returned: transient, so
+    /// the batch is retried, and the fence settles whether the abandoned COMMIT landed.
+    pub async fn write_within(
+        &self,
+        mut client: deadpool_postgres::Object,
+        batch: &Batch,
+        high_watermarks: &BTreeMap<i32, i64>,
+        deadline: Duration,
+    ) -> Result<Committed, SinkError> {
+        let result =
+            tokio::time::timeout(deadline, self.write(&mut client, batch, high_watermarks)).await;
+        match result {
+            Ok(done) => done,
+            Err(_) => {
+                drop(deadpool_postgres::Object::take(client));
+                Err(SinkError::Deadline(deadline))
+            }
+        }
+    }
+
     /// Writes `batch` in one transaction. `high_watermarks` is the last seen end of each
     /// partition (kept with the offsets, for lag).
     pub async fn write(
@@ -189,7 +211,14 @@ impl Writer {
         high_watermarks: &BTreeMap<i32, i64>,
     ) -> Result<Committed, SinkError> {
         let started = Instant::now();
-        let tx = client.transaction().await?;
+        // READ COMMITTED whatever the database's default: after waiting for the batch lock, the
+        // batch id and the upsert must see the batches committed meanwhile (under REPEATABLE
+        // READ they would read a snapshot from before the wait and collide).
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()
+            .await?;
 
         // 1. The fence: every partition's stored offset must still be where this batch started.
         let partitions: Vec<i32> = batch.ranges.keys().copied().collect();
@@ -277,6 +306,7 @@ impl Writer {
         //    order (a replay was applied when it was first inserted), reduced to the newest per
         //    order. From here to the commit, writers take turns.
         tx.batch_execute(LOCK_BATCHES).await?;
+        self.faults.holding_lock();
         let latest = latest_per_order(
             batch
                 .events

@@ -11,19 +11,22 @@ use crate::error::ApiError;
 use crate::params::Params;
 use crate::AppState;
 
+/// Counts and sums are `i128`: `tenant_stats` keeps them as `numeric`, which no sum of
+/// amounts (each at most 10^12 cents) outgrows, and the JSON numbers are exact. Up to
+/// `i64::MAX` they are the same numbers as before.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct ByStatus {
-    pub order_placed: i64,
-    pub order_paid: i64,
-    pub order_shipped: i64,
-    pub order_cancelled: i64,
+    pub order_placed: i128,
+    pub order_paid: i128,
+    pub order_shipped: i128,
+    pub order_cancelled: i128,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct TenantStats {
     pub tenant: String,
-    pub orders: i64,
-    pub revenue_cents: i64,
+    pub orders: i128,
+    pub revenue_cents: i128,
     pub by_status: ByStatus,
 }
 
@@ -39,40 +42,55 @@ pub struct StatsResponse {
 fn sql(tenant: bool) -> String {
     format!(
         "WITH b AS ({as_of})
-         SELECT b.as_of, s.tenant, s.status, s.orders, s.amount_cents
+         SELECT b.as_of, s.tenant, s.status, s.orders::text, s.amount_cents::text
            FROM b LEFT JOIN LATERAL (SELECT * FROM tenant_stats {filter}) s ON true",
         as_of = super::AS_OF_BATCH,
         filter = if tenant { "WHERE tenant = $1" } else { "" }
     )
 }
 
-/// Folds `(tenant, status, count, amount)` rows into per-tenant stats, sorted by tenant.
-pub fn fold(rows: impl IntoIterator<Item = (String, String, i64, i64)>) -> Vec<TenantStats> {
+/// Folds `(tenant, status, count, amount)` rows into per-tenant stats, sorted by tenant. Every
+/// addition is checked: a total past `i128` is an error naming the tenant, never a wrapped
+/// (negative) number or a panic.
+pub fn fold(
+    rows: impl IntoIterator<Item = (String, String, i128, i128)>,
+) -> Result<Vec<TenantStats>, String> {
     let mut by_tenant: BTreeMap<String, TenantStats> = BTreeMap::new();
     for (tenant, status, n, amount) in rows {
+        let overflow = || format!("the totals of tenant {tenant:?} are out of range");
         let s = by_tenant
             .entry(tenant.clone())
             .or_insert_with(|| TenantStats {
-                tenant,
+                tenant: tenant.clone(),
                 orders: 0,
                 revenue_cents: 0,
                 by_status: ByStatus::default(),
             });
-        s.orders += n;
+        s.orders = s.orders.checked_add(n).ok_or_else(overflow)?;
         let Ok(status) = status.parse::<EventType>() else {
             continue;
         };
         if status.counts_as_revenue() {
-            s.revenue_cents += amount;
+            s.revenue_cents = s.revenue_cents.checked_add(amount).ok_or_else(overflow)?;
         }
-        match status {
-            EventType::OrderPlaced => s.by_status.order_placed += n,
-            EventType::OrderPaid => s.by_status.order_paid += n,
-            EventType::OrderShipped => s.by_status.order_shipped += n,
-            EventType::OrderCancelled => s.by_status.order_cancelled += n,
-        }
+        let count = match status {
+            EventType::OrderPlaced => &mut s.by_status.order_placed,
+            EventType::OrderPaid => &mut s.by_status.order_paid,
+            EventType::OrderShipped => &mut s.by_status.order_shipped,
+            EventType::OrderCancelled => &mut s.by_status.order_cancelled,
+        };
+        *count = count.checked_add(n).ok_or_else(overflow)?;
     }
-    by_tenant.into_values().collect()
+    Ok(by_tenant.into_values().collect())
+}
+
+/// A `numeric` read as text: a whole number (counts and sums of whole cents).
+fn whole(text: Option<String>) -> Result<i128, ApiError> {
+    let text = text.unwrap_or_else(|| "0".into());
+    text.parse().map_err(|_| {
+        tracing::error!(value = %text, "tenant_stats holds a number out of range");
+        ApiError::Unavailable(format!("a total in tenant_stats is out of range: {text}"))
+    })
 }
 
 pub async fn stats(
@@ -89,17 +107,21 @@ pub async fn stats(
         None => client.query(&stmt, &[]).await?,
     };
     let as_of_batch = rows.first().map_or(0, |r| r.get::<_, i64>(0));
-    let tenants = fold(rows.iter().filter_map(|r| {
-        Some((
-            r.get::<_, Option<String>>(1)?,
-            r.get(2),
-            r.get(3),
-            r.get::<_, Option<i64>>(4).unwrap_or(0),
-        ))
-    }))
-    .into_iter()
-    .filter(|t| t.orders > 0)
-    .collect();
+    let mut folded = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let Some(tenant) = r.get::<_, Option<String>>(1) else {
+            continue; // no tenant_stats rows: only as_of_batch
+        };
+        folded.push((tenant, r.get(2), whole(r.get(3))?, whole(r.get(4))?));
+    }
+    let tenants = fold(folded)
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot total tenant_stats");
+            ApiError::Unavailable(e)
+        })?
+        .into_iter()
+        .filter(|t| t.orders > 0)
+        .collect();
     Ok(Json(StatsResponse {
         tenants,
         as_of_batch,
@@ -119,7 +141,7 @@ mod tests {
             ("acme".to_string(), "order_cancelled".to_string(), 1, 9999),
             ("globex".to_string(), "order_paid".to_string(), 1, 7),
         ];
-        let stats = fold(rows);
+        let stats = fold(rows).expect("in range");
         assert_eq!(stats.len(), 2);
         assert_eq!(stats[0].tenant, "acme");
         assert_eq!(stats[0].orders, 7);
@@ -134,5 +156,31 @@ mod tests {
             }
         );
         assert_eq!(stats[1].revenue_cents, 7);
+    }
+
+    #[test]
+    fn totals_past_i64_are_exact_and_past_i128_an_error_not_a_wrap() {
+        let big = i64::MAX as i128;
+        let rows = vec![
+            ("acme".to_string(), "order_paid".to_string(), big, big),
+            ("acme".to_string(), "order_shipped".to_string(), big, big),
+        ];
+        let stats = fold(rows).expect("exact past i64");
+        assert_eq!(stats[0].orders, 2 * big);
+        assert_eq!(stats[0].revenue_cents, 2 * big, "no wrap to negative");
+        let json = serde_json::to_string(&stats[0]).expect("json");
+        assert!(
+            json.contains("\"revenue_cents\":18446744073709551614"),
+            "{json}"
+        );
+
+        let rows = vec![
+            ("acme".to_string(), "order_paid".to_string(), 1, i128::MAX),
+            ("acme".to_string(), "order_shipped".to_string(), 1, 1),
+        ];
+        let err = fold(rows).expect_err("past i128");
+        assert!(err.contains("\"acme\""), "{err}");
+        assert!(whole(Some("1e40".into())).is_err());
+        assert_eq!(whole(Some("12".into())).expect("whole"), 12);
     }
 }

@@ -11,7 +11,7 @@ use super::context::retry_backoff;
 use super::offsets::commit_to_kafka;
 use super::run::LoopState;
 use crate::batch::Batch;
-use crate::sink::{Committed, SinkError};
+use crate::sink::{Committed, SinkError, WRITE_DEADLINE};
 
 /// What became of a batch the fence refused.
 enum AfterFence {
@@ -36,12 +36,14 @@ impl LoopState<'_> {
         loop {
             let (writer, batch) = (&self.writer, &self.batch);
             let result = ctx.rt.block_on(async {
-                let mut client = ctx
+                let client = ctx
                     .pool
                     .get()
                     .await
                     .map_err(|e| SinkError::Unavailable(e.to_string()))?;
-                writer.write(&mut client, batch, &high_watermarks).await
+                writer
+                    .write_within(client, batch, &high_watermarks, WRITE_DEADLINE)
+                    .await
             });
             match result {
                 Ok(committed) => {
