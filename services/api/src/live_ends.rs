@@ -7,9 +7,10 @@
 //!   flight): a thousand requests make one broker call.
 //! - librdkafka's calls block, so they run on tokio's blocking pool, within [`BOUND`] in all.
 //!   A request waits for them at most [`WAIT`]: a broker slower than that (or down) makes this
-//!   request fall back, while the call goes on and its answer serves the next requests. So a
-//!   client polling with a short timeout (spine-tui: 800 ms) never sees the API hang because
-//!   the broker does.
+//!   request fall back, while the call goes on and its answer serves the next requests; and
+//!   once a call has failed, requests stop waiting at all until one succeeds. So a client
+//!   polling with a short timeout (spine-tui: 800 ms) never sees the API hang because the
+//!   broker does.
 //! - No answer (broker down, topic missing) is cached like an answer, for [`MAX_AGE`]: the
 //!   caller falls back to the ends stored with the offsets, and says so.
 
@@ -116,7 +117,7 @@ impl LiveEnds {
             if let Some(c) = inner.cached.as_ref().filter(|c| c.at.elapsed() < MAX_AGE) {
                 return c.ends.clone();
             }
-            match &inner.in_flight {
+            let answer = match &inner.in_flight {
                 // (A closed channel: the call panicked before answering; ask again.)
                 Some(answer) if answer.has_changed().is_ok() => answer.clone(),
                 _ => {
@@ -124,7 +125,12 @@ impl LiveEnds {
                     inner.in_flight = Some(answer.clone());
                     answer
                 }
+            };
+            if inner.cached.as_ref().is_some_and(|c| c.ends.is_none()) {
+                // The broker did not answer last time: nobody waits for it until it does.
+                return None;
             }
+            answer
         };
         let ends = match tokio::time::timeout(WAIT, answer.wait_for(Option::is_some)).await {
             Ok(Ok(ends)) => ends.clone().flatten(),

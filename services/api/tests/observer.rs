@@ -274,6 +274,48 @@ async fn a_broker_that_does_not_answer_leaves_the_stored_ends_marked_as_such() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_ends_come_back_with_the_broker() {
+    let mut broker = spine_testkit::OwnedTansu::start();
+    let topic = unique_name("events");
+    create_topic(&broker.bootstrap(), &topic, 1).await;
+    produce_counts(&broker.bootstrap(), &topic, &[4]);
+    let db = migrated_db().await;
+    db.connect()
+        .await
+        .execute(
+            "INSERT INTO stream_offsets (consumer_group, topic, kafka_partition, next_offset, high_watermark)
+             VALUES ('g', $1, 0, 1, 1)",
+            &[&topic],
+        )
+        .await
+        .expect("seed");
+    let api = Api::start(&db, &broker.bootstrap(), &topic).await;
+    let source = |b: &Value| b["partitions"][0]["high_watermark_source"].clone();
+    let b = until(&api, Duration::from_secs(30), "the broker's end", |b| {
+        source(b) == "broker"
+    })
+    .await;
+    assert_eq!(b["partitions"][0]["lag"], 3);
+
+    broker.stop();
+    let b = until(&api, Duration::from_secs(10), "the stored end", |b| {
+        source(b) == "stored"
+    })
+    .await;
+    assert_eq!(b["partitions"][0]["lag"], 0, "as stored at the last commit");
+
+    broker.resume();
+    let b = until(
+        &api,
+        Duration::from_secs(30),
+        "the broker's end again",
+        |b| source(b) == "broker",
+    )
+    .await;
+    assert_eq!(b["partitions"][0]["lag"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_make_one_broker_call() {
     let broker = tansu().bootstrap();
     let topic = unique_name("events");
