@@ -28,6 +28,7 @@ REQUIRED = {
     ],
     # Its own read-only role (apirole.py): never the writer's user and password.
     "spine-api": [
+        {"KAFKA_BOOTSTRAP"},
         {"POSTGRES_HOST", "DATABASE_URL", "API_DATABASE_URL"},
         {"POSTGRES_API_USER", "API_DATABASE_URL"},
         {"POSTGRES_API_PASSWORD", "API_DATABASE_URL"},

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use clap::Parser;
 use spine_core::config::{
-    describe_pg_config, parse_socket_addr, DatabaseUrl, LogArgs, PostgresArgs, Secret,
+    describe_pg_config, parse_socket_addr, DatabaseUrl, KafkaArgs, LogArgs, PostgresArgs, Secret,
 };
 
 /// Serves the live orders view: JSON routes, a live HTML page, and metrics.
@@ -23,6 +23,10 @@ pub struct ApiArgs {
 
     #[command(flatten)]
     pub reader: ReaderArgs,
+
+    // The broker and topic whose partition ends `GET /batches` measures lag against.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 
     /// Address to listen on (port 0 picks a free one)
     #[arg(long = "api-addr", env = "API_ADDR", default_value = "0.0.0.0:8000",

@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod layers;
+pub mod live_ends;
 pub mod metrics;
 pub mod params;
 pub mod routes;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::error::ApiError;
+use crate::live_ends::LiveEnds;
 use crate::metrics::ApiMetrics;
 
 /// What the API's Postgres sessions are called (`pg_stat_activity.application_name`).
@@ -39,6 +41,8 @@ pub struct AppState {
     /// One per data request in flight; as many as the data pool has connections.
     pub permits: Arc<Semaphore>,
     pub metrics: ApiMetrics,
+    /// The partitions' live ends, for lag; without it lag uses the stored ends.
+    pub live_ends: Option<Arc<LiveEnds>>,
 }
 
 impl AppState {
@@ -49,7 +53,16 @@ impl AppState {
             ready_pool: db::pool(config, db::READY_POOL_SIZE, Duration::from_secs(1))?,
             permits: Arc::new(Semaphore::new(db::POOL_SIZE)),
             metrics: ApiMetrics::new(),
+            live_ends: None,
         })
+    }
+
+    /// Measures lag against the live ends `live_ends` reads from the broker.
+    pub fn with_live_ends(self, live_ends: LiveEnds) -> AppState {
+        AppState {
+            live_ends: Some(Arc::new(live_ends)),
+            ..self
+        }
     }
 }
 
@@ -112,8 +125,10 @@ pub async fn run(args: config::ApiArgs, shutdown: CancellationToken) -> anyhow::
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on API_ADDR {}: {e}", args.addr))?;
     let addr: SocketAddr = listener.local_addr()?;
-    info!(%addr, postgres = %args.describe(), "listening");
-    serve(listener, state, shutdown).await?;
+    let live_ends = LiveEnds::new(&args.kafka.bootstrap, &args.kafka.topic)?;
+    info!(%addr, postgres = %args.describe(), kafka = %args.kafka.bootstrap,
+          topic = %args.kafka.topic, "listening");
+    serve(listener, state.with_live_ends(live_ends), shutdown).await?;
     info!("stopped");
     Ok(())
 }

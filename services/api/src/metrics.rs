@@ -1,4 +1,5 @@
-//! `spine_api_requests_total{route,status}` and `spine_api_request_duration_seconds{route}`.
+//! `spine_api_requests_total{route,status}` and `spine_api_request_duration_seconds{route}`,
+//! plus what every binary exports (`spine_build_info`, `process_*`).
 
 use prometheus::{histogram_opts, opts, HistogramVec, IntCounterVec, Registry};
 use spine_core::metrics::register;
@@ -36,6 +37,7 @@ impl ApiMetrics {
             )
             .expect("valid metric"),
         );
+        spine_core::metrics::register_process_metrics(&registry);
         ApiMetrics {
             registry,
             requests,

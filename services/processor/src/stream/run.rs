@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 use super::decide::{self, AvailableNow, BatchStep, Progress};
 use super::offsets::{commit_to_kafka, stored_offsets_reached, topic_end_offsets};
 use super::stall::{self, StallShared};
+use super::rates::InputRate;
 use super::{format_offsets, lock, LoopConfig, StreamContext, Summary};
 use crate::batch::Batch;
 use crate::faults::FaultPoints;
@@ -61,8 +62,15 @@ pub(super) struct LoopState<'a> {
     /// Where the stall checker (its own thread) learns what this member owns, and leaves its
     /// verdicts.
     stall: &'a StallShared,
+    /// Each batch's input rate, measured from one cut to the next.
+    pub input_rate: InputRate,
+    /// When the lag gauges were last refreshed.
+    lag_published_at: Instant,
     pub summary: Summary,
 }
+
+/// How often the lag gauges follow the partitions' ends between batches.
+const PUBLISH_LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// The loop: poll, cut a batch on the trigger (or when it is full), write it, repeat, until
 /// shutdown (or, with `available_now`, until the topic's end as seen at start is written).
@@ -126,6 +134,8 @@ fn run_loop(
         others_asked_at: now,
         started: now,
         stall,
+        input_rate: InputRate::default(),
+        lag_published_at: now,
         summary: Summary::default(),
     };
     readiness.set(true);
@@ -160,6 +170,9 @@ fn run_loop(
             break;
         }
         s.check_stall()?;
+        if now.duration_since(s.lag_published_at) >= PUBLISH_LAG_EVERY {
+            s.publish_lag();
+        }
         if let Err(e) = s.poll(now, due) {
             readiness.set(false);
             return Err(e);
@@ -197,6 +210,10 @@ impl LoopState<'_> {
         self.batch = Batch::default();
         self.drained = false;
         self.at_eof.clear();
+        self.input_rate.reset();
+        // Partitions another member now owns are its to report.
+        self.metrics.lag.reset();
+        self.publish_lag();
         if let Some((error, in_a_row)) = failed {
             if in_a_row >= MAX_ASSIGN_FAILURES {
                 anyhow::bail!(
@@ -262,6 +279,21 @@ impl LoopState<'_> {
         Ok(())
     }
 
+    /// Sets `spine_processor_lag_records` of every owned partition: its end as last seen minus
+    /// the next offset to write.
+    pub fn publish_lag(&mut self) {
+        self.lag_published_at = Instant::now();
+        let ends = self.consumer.context().high_watermarks();
+        for (&p, &position) in &self.positions {
+            if let Some(&end) = ends.get(&p) {
+                self.metrics
+                    .lag
+                    .with_label_values(&[&p.to_string()])
+                    .set(end - position);
+            }
+        }
+    }
+
     /// Leaves and re-joins the consumer group, forcing a rebalance (and so a fresh read of the
     /// stored offsets).
     pub fn rejoin(&self) -> anyhow::Result<()> {
@@ -307,6 +339,7 @@ impl LoopState<'_> {
                 self.at_eof.remove(&p);
                 self.batch
                     .push(p, msg.offset(), position, msg.key(), msg.payload());
+                self.batch.saw_broker_timestamp(msg.timestamp().to_millis());
                 self.batch.fetch_time += handling.elapsed();
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
