@@ -102,7 +102,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             if super::width(&split) > inner.width {
                 split = format!("plc {placed} paid {paid} shp {shipped} cxl {cancelled}");
             }
-            line(buf, inner, y + 1, &split, Style::new().fg(Color::DarkGray));
+            line(buf, inner, y + 1, &split, super::dim());
         } else {
             for (i, ty) in EventType::ALL.into_iter().enumerate() {
                 grid.cell(
