@@ -81,8 +81,30 @@ async fn hostile_values_render_as_text_in_a_real_browser() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The script ran and filled the tables from the API.
-    assert!(dom.contains(">live<"), "the page says it is live:\n{dom}");
+    // The script ran and filled the tables from the API. The badge says what the processor is
+    // doing, in a word: this API says nothing of it, so "unknown", never "live".
+    assert!(
+        dom.contains(r#"<span id="conn" class="pill unknown">unknown</span>"#),
+        "the badge says the processor's state:\n{dom}"
+    );
+    assert!(!dom.contains(">live<"), "{dom}");
+    // The chart of the last minutes is drawn from the polls (numbers only).
+    let points = |id: &str| {
+        let start = dom
+            .find(&format!(r#"id="{id}""#))
+            .unwrap_or_else(|| panic!("{id} in the page:\n{dom}"));
+        let rest = &dom[start..];
+        let at = rest.find("points=\"").expect("points") + 8;
+        rest[at..rest[at..].find('"').map_or(at, |e| at + e)].to_owned()
+    };
+    let done = points("done-line");
+    assert!(
+        !done.is_empty()
+            && done
+                .split([' ', ','])
+                .all(|n| n.parse::<f64>().is_ok_and(f64::is_finite)),
+        "processed rate drawn: {done:?}\n{dom}"
+    );
     // The hostile values are there, as text (escaped in the serialized DOM)...
     assert!(dom.contains("&lt;img src=x onerror=alert(1)&gt;"), "{dom}");
     assert!(

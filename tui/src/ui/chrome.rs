@@ -190,7 +190,9 @@ pub fn help(frame: &mut Frame<'_>, app: &App) {
         [
             "Tail: newest record first, read without committing any offset (the processor's are never moved). Red rows are malformed records, kept with the reason they are dead letters.",
             "Orders: yellow = status changed in the latest batch, green = new in the list.",
-            "Batches: lag = high watermark - committed offset, per partition.",
+            "Batches: lag = the end of the log, read by this screen now, - the committed offset, per partition.",
+            "Processor: running, idle, stalled (records wait, no batch lately) or down, as /batches says; unknown while the API does not answer.",
+            "Strip: the last 3 minutes. in = records/s arriving, done = records/s committed (one scale); lag; batch ms. · = not known.",
         ]
         .map(Line::raw),
     );
