@@ -72,6 +72,7 @@ REQUIRED = {
         {"POSTGRES_PASSWORD", "DATABASE_URL"},
     ],
     "spine-api": [
+        {"KAFKA_BOOTSTRAP"},
         {"POSTGRES_HOST", "DATABASE_URL"},
         {"POSTGRES_USER", "DATABASE_URL"},
         {"POSTGRES_PASSWORD", "DATABASE_URL"},

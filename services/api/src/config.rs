@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use spine_core::config::{LogArgs, PostgresArgs};
+use spine_core::config::{KafkaArgs, LogArgs, PostgresArgs};
 
 /// Serves the live orders view: JSON routes, a live HTML page, and metrics.
 #[derive(Parser, Debug, Clone)]
@@ -11,6 +11,10 @@ use spine_core::config::{LogArgs, PostgresArgs};
 pub struct ApiArgs {
     #[command(flatten)]
     pub postgres: PostgresArgs,
+
+    // The broker and topic whose partition ends `GET /batches` measures lag against.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 
     /// Address to listen on (port 0 picks a free one)
     #[arg(long = "api-addr", env = "API_ADDR", default_value = "0.0.0.0:8000",

@@ -5,11 +5,13 @@
 
 pub mod config;
 pub mod error;
+pub mod live_ends;
 pub mod metrics;
 pub mod params;
 pub mod routes;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -23,12 +25,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::error::ApiError;
+use crate::live_ends::LiveEnds;
 use crate::metrics::ApiMetrics;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: Pool,
     pub metrics: ApiMetrics,
+    /// The partitions' live ends, for lag; without it lag uses the stored ends.
+    pub live_ends: Option<Arc<LiveEnds>>,
 }
 
 impl AppState {
@@ -36,6 +41,15 @@ impl AppState {
         AppState {
             pool,
             metrics: ApiMetrics::new(),
+            live_ends: None,
+        }
+    }
+
+    /// Measures lag against the live ends `live_ends` reads from the broker.
+    pub fn with_live_ends(self, live_ends: LiveEnds) -> AppState {
+        AppState {
+            live_ends: Some(Arc::new(live_ends)),
+            ..self
         }
     }
 }
@@ -115,8 +129,15 @@ pub async fn run(args: config::ApiArgs, shutdown: CancellationToken) -> anyhow::
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on API_ADDR {}: {e}", args.addr))?;
     let addr: SocketAddr = listener.local_addr()?;
-    info!(%addr, postgres = %args.postgres.describe(), "listening");
-    serve(listener, AppState::new(pool), shutdown).await?;
+    let live_ends = LiveEnds::new(&args.kafka.bootstrap, &args.kafka.topic)?;
+    info!(%addr, postgres = %args.postgres.describe(), kafka = %args.kafka.bootstrap,
+          topic = %args.kafka.topic, "listening");
+    serve(
+        listener,
+        AppState::new(pool).with_live_ends(live_ends),
+        shutdown,
+    )
+    .await?;
     info!("stopped");
     Ok(())
 }

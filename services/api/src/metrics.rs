@@ -1,4 +1,5 @@
-//! `spine_api_requests_total{route,status}` and `spine_api_request_duration_seconds{route}`.
+//! `spine_api_requests_total{route,status}` and `spine_api_request_duration_seconds{route}`,
+//! plus what every binary exports (`spine_build_info`, `process_*`).
 
 use prometheus::{histogram_opts, opts, HistogramVec, IntCounterVec, Registry};
 
@@ -35,6 +36,7 @@ impl ApiMetrics {
         registry
             .register(Box::new(duration.clone()))
             .expect("unique metric");
+        spine_core::metrics::register_process_metrics(&registry);
         ApiMetrics {
             registry,
             requests,

@@ -205,12 +205,113 @@ async fn batches_show_ranges_and_each_partitions_lag() {
     );
     assert_eq!(parts[1]["lag"], Value::Null, "unknown end, unknown lag");
     assert_eq!(parts[2]["lag"], 0);
+    for p in parts {
+        assert_eq!(
+            p["high_watermark_source"], "stored",
+            "no broker configured: the ends stored with the offsets"
+        );
+        assert_eq!(p["lag_error"], Value::Null);
+    }
+    // Written before the batches had these figures: null, not made up.
+    for field in [
+        "max_event_time",
+        "max_broker_timestamp",
+        "commit_lag_s",
+        "input_rate",
+    ] {
+        assert_eq!(batch[field], Value::Null, "{field}");
+    }
+    assert_eq!(batch["process_rate"], 2526.3, "12 rows in 4.75 ms");
     assert_eq!(
         s.json("/batches?limit=1").await["batches"]
             .as_array()
             .expect("array")
             .len(),
         1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_carry_freshness_and_rates_and_an_offset_ahead_of_the_log_is_an_error() {
+    let s = Server::start().await;
+    s.sql(SEED).await;
+    s.sql(
+        "UPDATE stream_batches SET max_event_time = '2026-11-25T12:00:05Z',
+                max_broker_timestamp = '2026-11-25T12:00:06.2Z', input_rate = 33.333
+          WHERE batch_id = 7;
+         UPDATE stream_offsets SET next_offset = 940, high_watermark = 931 WHERE kafka_partition = 1;",
+    )
+    .await;
+    let b = s.json("/batches").await;
+    let batch = &b["batches"][0];
+    assert_eq!(batch["max_event_time"], "2026-11-25T12:00:05.000000Z");
+    assert_eq!(batch["max_broker_timestamp"], "2026-11-25T12:00:06.200000Z");
+    assert_eq!(batch["commit_lag_s"], 0.3, "finished 12:00:06.5");
+    assert_eq!(batch["input_rate"], 33.3);
+    let p1 = &b["partitions"][1];
+    assert_eq!(p1["lag"], Value::Null, "never clamped to 0");
+    assert_eq!(
+        p1["lag_error"],
+        "stored offset 940 is ahead of the log's end 931"
+    );
+    assert_eq!(
+        b["processor"]["lag_records"], 3,
+        "3 + 0; partition 1 has no lag"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_processor_state_follows_the_rule() {
+    let s = Server::start().await;
+    let p = s.json("/batches").await["processor"].clone();
+    assert_eq!(
+        p,
+        json!({"state": "down", "last_batch_at": null, "last_batch_age_s": null,
+               "trigger_interval_ms": null, "lag_records": null, "event_time_lag_s": null,
+               "replicas": []}),
+        "nothing at all: down"
+    );
+    s.sql(SEED).await; // the last batch is from 2026-11-25, and partition 0 has lag 3
+    let p = s.json("/batches").await["processor"].clone();
+    assert_eq!(p["state"], "stalled", "{p}");
+    assert_eq!(p["last_batch_at"], "2026-11-25T12:00:06.500000Z");
+    assert!(p["last_batch_age_s"].as_f64().expect("age") > 3600.0, "{p}");
+    s.sql(
+        "INSERT INTO processor_heartbeats VALUES
+           ('host-1', 'stream-processor', 'events', '{0,2}', 200, now() - interval '1 hour', now()),
+           ('host-2', 'stream-processor', 'events', '{1}', 9000, now() - interval '1 hour', now() - interval '1 minute')",
+    )
+    .await;
+    let p = s.json("/batches").await["processor"].clone();
+    assert_eq!(
+        p["state"], "stalled",
+        "records waiting and no batch for long: stalled, whatever the heartbeats say"
+    );
+    assert_eq!(p["trigger_interval_ms"], 200, "from the freshest heartbeat");
+    let replicas = p["replicas"].as_array().expect("replicas");
+    assert_eq!(replicas.len(), 2);
+    assert_eq!(replicas[0]["replica_id"], "host-1");
+    assert_eq!(replicas[0]["assigned_partitions"], json!([0, 2]));
+    assert!(replicas[1]["heartbeat_age_s"].as_f64().expect("age") >= 60.0);
+
+    s.sql("UPDATE stream_offsets SET high_watermark = next_offset")
+        .await;
+    let p = s.json("/batches").await["processor"].clone();
+    assert_eq!(p["lag_records"], 0);
+    assert_eq!(
+        p["state"], "idle",
+        "alive, nothing waiting, no recent batch"
+    );
+
+    s.sql("UPDATE stream_batches SET finished_at = now()").await;
+    assert_eq!(s.json("/batches").await["processor"]["state"], "running");
+
+    s.sql("UPDATE processor_heartbeats SET heartbeat_at = now() - interval '16 seconds'")
+        .await;
+    assert_eq!(
+        s.json("/batches").await["processor"]["state"],
+        "down",
+        "no heartbeat within max(3 x 200 ms, 15 s)"
     );
 }
 

@@ -134,6 +134,8 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
             .env_remove("POSTGRES_PASSWORD")
             .env("DATABASE_URL", &url)
             .env("API_ADDR", &addr)
+            .env("KAFKA_BOOTSTRAP", &broker)
+            .env("TOPIC", &topic)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -238,5 +240,6 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
         let partition = p["partition"].as_u64().expect("partition") as usize;
         assert_eq!(p["next_offset"].as_i64(), Some(ends[partition]));
         assert_eq!(p["lag"], 0);
+        assert_eq!(p["high_watermark_source"], "broker");
     }
 }

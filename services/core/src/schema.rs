@@ -12,7 +12,7 @@ mod embedded {
 }
 
 /// The newest migration's version: the API is ready once the database has it.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 7;
 
 /// Arbitrary but fixed: the advisory lock every migrating replica takes.
 const MIGRATION_LOCK: i64 = 0x5350_494e_455f_4d49; // "SPINE_MI"

@@ -47,6 +47,11 @@ pub struct Batch {
     pub started_at: Option<DateTime<Utc>>,
     /// Time spent polling and parsing this batch's records (idle waiting excluded).
     pub fetch_time: Duration,
+    /// The newest broker (record) timestamp among the records taken.
+    pub max_broker_timestamp: Option<DateTime<Utc>>,
+    /// Records/s that arrived on the batch's partitions since the previous batch, when the
+    /// loop could measure it (see `stream::rates`).
+    pub input_rate: Option<f64>,
 }
 
 impl Batch {
@@ -101,6 +106,17 @@ impl Batch {
                 payload: payload.map(<[u8]>::to_vec),
                 error: reason.to_string(),
             }),
+        }
+    }
+
+    /// Notes a record's broker timestamp (milliseconds since the epoch; `None` when the record
+    /// carries none).
+    pub fn saw_broker_timestamp(&mut self, millis: Option<i64>) {
+        let Some(t) = millis.and_then(DateTime::<Utc>::from_timestamp_millis) else {
+            return;
+        };
+        if self.max_broker_timestamp.is_none_or(|max| t > max) {
+            self.max_broker_timestamp = Some(t);
         }
     }
 
@@ -166,6 +182,19 @@ mod tests {
         let first = b.started_at.expect("set by the first record");
         b.push(0, 1, 0, None, Some(&good(2, "a")));
         assert_eq!(b.started_at, Some(first), "later records leave it alone");
+    }
+
+    #[test]
+    fn the_newest_broker_timestamp_is_kept() {
+        let mut b = Batch::default();
+        b.saw_broker_timestamp(None);
+        assert_eq!(b.max_broker_timestamp, None);
+        b.saw_broker_timestamp(Some(1_764_000_002_000));
+        b.saw_broker_timestamp(Some(1_764_000_001_000));
+        assert_eq!(
+            b.max_broker_timestamp.map(|t| t.timestamp_millis()),
+            Some(1_764_000_002_000)
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod config;
 pub mod faults;
+pub mod heartbeat;
 pub mod metrics;
 pub mod sink;
 pub mod stream;
@@ -17,6 +18,7 @@ pub mod watchdog;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use rdkafka::consumer::Consumer as _;
 use spine_core::backoff::Backoff;
 use spine_core::ops::OpsServer;
 use spine_core::{db, schema};
@@ -77,7 +79,20 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> anyhow::Re
         available_now: args.available_now,
         crash_at: args.crash_at,
     };
-    let consumer = stream::create_consumer(&cfg, pool, shutdown.clone())?;
+    let consumer = stream::create_consumer(&cfg, pool.clone(), shutdown.clone())?;
+    let stop_beating = shutdown.child_token();
+    let beating = tokio::spawn(heartbeat::run(
+        pool,
+        heartbeat::Identity {
+            replica_id: heartbeat::replica_id(),
+            consumer_group: cfg.consumer_group.clone(),
+            topic: cfg.topic.clone(),
+            trigger: cfg.trigger,
+            started_at: chrono::Utc::now(),
+        },
+        consumer.context().assigned_partitions(),
+        stop_beating.clone(),
+    ));
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("stream".into())
@@ -87,7 +102,11 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> anyhow::Re
             let _ = tx.send(result);
         })
         .context("starting the stream thread")?;
-    let result = rx.await.context("the stream thread panicked")?;
+    let result = rx.await.context("the stream thread panicked");
+    // A replica that stops cleanly says so at once: its heartbeat row goes.
+    stop_beating.cancel();
+    let _ = beating.await;
+    let result = result?;
     ops.stop();
     result
 }

@@ -1,10 +1,16 @@
 //! The processor's Prometheus metrics (docs/contracts.md, "Metrics").
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prometheus::core::{Collector, Desc, Describer};
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    histogram_opts, opts, Histogram, IntCounter, IntCounterVec, IntGaugeVec, Registry,
+    histogram_opts, opts, Gauge, Histogram, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
-use spine_core::metrics::register;
+use spine_core::metrics::{register, register_process_metrics};
 
 use crate::sink::Committed;
 
@@ -14,7 +20,14 @@ pub struct Metrics {
     pub batches: IntCounter,
     pub rows: IntCounterVec,
     pub batch_duration: Histogram,
+    /// `spine_processor_lag_records{partition}`: the partition's end as this replica last saw
+    /// it minus its next offset, refreshed every second (negative would mean a stored offset
+    /// ahead of the log: never clamped).
     pub lag: IntGaugeVec,
+    /// `spine_processor_lag_seconds`: now minus the newest event_time written.
+    pub lag_seconds: SecondsSince,
+    /// `spine_processor_last_batch_timestamp_seconds`: when the last batch committed.
+    pub last_batch: Gauge,
     pub write_retries: IntCounter,
     pub fenced: IntCounter,
 }
@@ -54,13 +67,29 @@ impl Metrics {
             &registry,
             IntGaugeVec::new(
                 opts!(
-                    "spine_processor_lag",
-                    "Records between the committed offset and the partition's end"
+                    "spine_processor_lag_records",
+                    "Records between the committed offset and the partition's end, as this replica sees it"
                 ),
                 &["partition"],
             )
             .expect("valid metric"),
         );
+        let lag_seconds = register(
+            &registry,
+            SecondsSince::new(
+                "spine_processor_lag_seconds",
+                "Seconds from the newest event_time written to now (absent until an event is written)",
+            ),
+        );
+        let last_batch = register(
+            &registry,
+            Gauge::with_opts(opts!(
+                "spine_processor_last_batch_timestamp_seconds",
+                "When the last batch committed, in seconds since the Unix epoch"
+            ))
+            .expect("valid metric"),
+        );
+        register_process_metrics(&registry);
         let write_retries = register(
             &registry,
             IntCounter::with_opts(opts!(
@@ -87,6 +116,8 @@ impl Metrics {
             rows,
             batch_duration,
             lag,
+            lag_seconds,
+            last_batch,
             write_retries,
             fenced,
         }
@@ -107,6 +138,61 @@ impl Metrics {
             .with_label_values(&["dead_letter"])
             .inc_by(c.dead_lettered as u64);
         self.batch_duration.observe(seconds);
+        self.last_batch
+            .set(Utc::now().timestamp_micros() as f64 / 1e6);
+        if let Some(t) = c.max_event_time {
+            self.lag_seconds.saw(t);
+        }
+    }
+}
+
+/// A gauge of the seconds since the newest of the instants it was shown, computed when
+/// scraped, so it keeps growing while nothing new comes (a value set at each batch would
+/// freeze when batches stop, which is exactly when it matters).
+#[derive(Clone)]
+pub struct SecondsSince {
+    desc: Desc,
+    opts: Opts,
+    /// Microseconds since the epoch of the newest instant; `i64::MIN` for none yet.
+    newest: Arc<AtomicI64>,
+}
+
+impl SecondsSince {
+    pub fn new(name: &str, help: &str) -> SecondsSince {
+        let opts = Opts::new(name, help);
+        let desc = opts.describe().expect("valid metric");
+        SecondsSince {
+            desc,
+            opts,
+            newest: Arc::new(AtomicI64::new(i64::MIN)),
+        }
+    }
+
+    /// Keeps `t` if it is newer than what was seen.
+    pub fn saw(&self, t: DateTime<Utc>) {
+        self.newest
+            .fetch_max(t.timestamp_micros(), Ordering::Relaxed);
+    }
+
+    /// Seconds since the newest instant, at `now`.
+    pub fn seconds_at(&self, now: DateTime<Utc>) -> Option<f64> {
+        let newest = self.newest.load(Ordering::Relaxed);
+        (newest != i64::MIN).then(|| (now.timestamp_micros() - newest) as f64 / 1e6)
+    }
+}
+
+impl Collector for SecondsSince {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let Some(seconds) = self.seconds_at(Utc::now()) else {
+            return Vec::new();
+        };
+        let gauge = Gauge::with_opts(self.opts.clone()).expect("valid metric");
+        gauge.set(seconds);
+        gauge.collect()
     }
 }
 
@@ -130,8 +216,11 @@ mod tests {
             "spine_processor_batches_total",
             "spine_processor_rows_total",
             "spine_processor_batch_duration_seconds",
-            "spine_processor_lag",
+            "spine_processor_lag_records",
+            "spine_processor_last_batch_timestamp_seconds",
             "spine_processor_write_retries_total",
+            "spine_build_info",
+            "process_cpu_seconds_total",
             "spine_processor_fenced_total",
         ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
@@ -145,5 +234,27 @@ mod tests {
             4,
             "inserted, duplicate, stale, dead_letter"
         );
+        assert!(
+            !names.contains(&"spine_processor_lag_seconds"),
+            "no event written yet: no freshness to report"
+        );
+    }
+
+    #[test]
+    fn lag_seconds_grow_from_the_newest_event_time_written() {
+        let m = Metrics::new();
+        let t = Utc::now() - chrono::Duration::seconds(30);
+        m.lag_seconds.saw(t);
+        m.lag_seconds.saw(t - chrono::Duration::seconds(100)); // a late event changes nothing
+        let later = t + chrono::Duration::seconds(42);
+        assert_eq!(m.lag_seconds.seconds_at(later), Some(42.0));
+        let family = m
+            .registry
+            .gather()
+            .into_iter()
+            .find(|f| f.name() == "spine_processor_lag_seconds")
+            .expect("exported once an event is written");
+        let value = family.get_metric()[0].get_gauge().get_value();
+        assert!((29.0..120.0).contains(&value), "about 30 s: {value}");
     }
 }

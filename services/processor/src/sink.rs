@@ -37,6 +37,8 @@ pub struct Committed {
     pub stale_skipped: usize,
     pub dead_lettered: usize,
     pub write_time: Duration,
+    /// The newest `event_time` among the events this batch inserted.
+    pub max_event_time: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,9 +150,11 @@ const LOCK_BATCHES: &str = "LOCK TABLE stream_batches IN SHARE ROW EXCLUSIVE MOD
 const INSERT_BATCH: &str = "
 INSERT INTO stream_batches (batch_id, consumer_group, topic, started_at, finished_at, input_rows,
                             events_inserted, duplicates, orders_upserted, stale_skipped,
-                            dead_lettered, fetch_ms, write_ms, total_ms)
+                            dead_lettered, fetch_ms, write_ms, total_ms,
+                            max_event_time, max_broker_timestamp, input_rate)
 VALUES ((SELECT coalesce(max(batch_id), 0) + 1 FROM stream_batches), $1, $2, $3,
-        clock_timestamp(), $4, $5, $6, $7, $8, $9, $10::float8, $11::float8, round(($10::float8 + $11::float8)::numeric, 3)::float8)
+        clock_timestamp(), $4, $5, $6, $7, $8, $9, $10::float8, $11::float8, round(($10::float8 + $11::float8)::numeric, 3)::float8,
+        $12, $13, $14)
 RETURNING batch_id";
 
 const INSERT_BATCH_PARTITIONS: &str = "
@@ -340,6 +344,12 @@ impl Writer {
             stale_skipped: latest.len() - upserted,
             dead_lettered: batch.dead_letters.len(),
             write_time: Duration::ZERO,
+            max_event_time: batch
+                .events
+                .iter()
+                .filter(|l| inserted.contains(&l.event.event_id))
+                .map(|l| l.event.event_time)
+                .max(),
         };
         let stmt = tx.prepare_cached(INSERT_BATCH).await?;
         let as_i32 = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
@@ -359,6 +369,9 @@ impl Writer {
                     &as_i32(counts.dead_lettered),
                     &ms(batch.fetch_time),
                     &ms(started.elapsed()),
+                    &counts.max_event_time,
+                    &batch.max_broker_timestamp,
+                    &batch.input_rate,
                 ],
             )
             .await?;

@@ -128,6 +128,52 @@ async fn a_late_event_never_overwrites_a_newer_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_row_says_how_fresh_and_how_fast() {
+    let s = Sink::new().await;
+    let newest = event("acme", "o1", EventType::OrderPaid, 20, 2);
+    let older = event("acme", "o2", EventType::OrderPlaced, 10, 1);
+    let mut b = batch_of(0, 0, &json(&[&older, &newest]));
+    b.saw_broker_timestamp(Some(1_764_000_100_000));
+    b.input_rate = Some(12.5);
+    let c = s.write(&b).await.expect("batch 1");
+    assert_eq!(c.max_event_time, Some(newest.event_time));
+
+    // A replay inserts nothing: the batch wrote no event time.
+    let mut replay = batch_of(1, 0, &json(&[&newest]));
+    replay.saw_broker_timestamp(Some(1_764_000_200_000));
+    let c = s.write(&replay).await.expect("batch 2");
+    assert_eq!(c.max_event_time, None);
+
+    let rows = s
+        .db
+        .connect()
+        .await
+        .query(
+            "SELECT max_event_time, max_broker_timestamp, input_rate FROM stream_batches ORDER BY batch_id",
+            &[],
+        )
+        .await
+        .expect("batches");
+    type Row = (
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<f64>,
+    );
+    let got: Vec<Row> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let at = |ms| chrono::DateTime::from_timestamp_millis(ms);
+    assert_eq!(
+        got,
+        vec![
+            (Some(newest.event_time), at(1_764_000_100_000), Some(12.5)),
+            (None, at(1_764_000_200_000), None),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equal_event_times_resolve_as_the_reducer_does() {
     let s = Sink::new().await;
     // Same event_time; the higher event_id wins, whichever batch comes first.

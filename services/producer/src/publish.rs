@@ -22,10 +22,13 @@ use crate::generator::Generator;
 use crate::{sleep_unless, Produced};
 
 /// `spine_producer_events_total{tenant,event_type}` and, with `--chaos`,
-/// `spine_producer_chaos_total{kind}`, counted on delivery.
+/// `spine_producer_chaos_total{kind}`, counted on delivery;
+/// `spine_producer_delivery_failures_total`, the records the broker never acknowledged; and
+/// what every binary exports (`spine_build_info`, `process_*`).
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
+    pub delivery_failures: IntCounter,
     /// One counter per (tenant, event type), then one per chaos kind, so the delivery
     /// callback finds its counter by index with no lookups.
     by_label: Vec<IntCounter>,
@@ -57,6 +60,15 @@ impl Metrics {
         registry
             .register(Box::new(chaos.clone()))
             .expect("unique metric");
+        let delivery_failures = spine_core::metrics::register(
+            &registry,
+            IntCounter::with_opts(opts!(
+                "spine_producer_delivery_failures_total",
+                "Records the broker did not acknowledge (each is logged; the first one at warn)"
+            ))
+            .expect("valid metric"),
+        );
+        spine_core::metrics::register_process_metrics(&registry);
         let by_label = tenants
             .iter()
             .flat_map(|t| EventType::ALL.iter().map(move |ty| (t, ty)))
@@ -69,6 +81,7 @@ impl Metrics {
             .collect();
         Metrics {
             registry,
+            delivery_failures,
             by_label,
             tenants: tenants.len(),
         }
@@ -117,6 +130,7 @@ impl ProducerContext for DeliveryContext {
                 }
             }
             Err((e, _)) => {
+                self.metrics.delivery_failures.inc();
                 if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
                     warn!(error = %e, "an event could not be delivered");
                 }

@@ -1,5 +1,6 @@
-//! `GET /batches?limit=`: the processor's recent micro-batches with their offset ranges, and
-//! where each partition stands.
+//! `GET /batches?limit=`: the processor's recent micro-batches with their offset ranges and
+//! rates, where each partition stands against the live end of its log, and whether the
+//! processor is alive and keeping up (docs/contracts.md, "HTTP API").
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,8 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::AppState;
+
+use super::processor::{processor, Processor};
 
 #[derive(Debug, Serialize)]
 pub struct BatchPartition {
@@ -38,6 +41,18 @@ pub struct Batch {
     pub write_ms: f64,
     pub total_ms: f64,
     pub partitions: Vec<BatchPartition>,
+    /// The newest event_time among the events this batch wrote.
+    #[serde(serialize_with = "super::rfc3339_opt")]
+    pub max_event_time: Option<DateTime<Utc>>,
+    /// The newest broker (record) timestamp among the records it read.
+    #[serde(serialize_with = "super::rfc3339_opt")]
+    pub max_broker_timestamp: Option<DateTime<Utc>>,
+    /// finished_at - max_broker_timestamp, in seconds.
+    pub commit_lag_s: Option<f64>,
+    /// Records/s that arrived on the topic since the previous batch.
+    pub input_rate: Option<f64>,
+    /// input_rows / (fetch_ms + write_ms), in records/s.
+    pub process_rate: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,8 +61,15 @@ pub struct PartitionState {
     pub topic: String,
     pub partition: i32,
     pub next_offset: i64,
+    /// The log's end: the broker's own figure when it answers, else the one stored with the
+    /// offsets at the last commit.
     pub high_watermark: Option<i64>,
+    /// `"broker"` or `"stored"`.
+    pub high_watermark_source: &'static str,
+    /// high_watermark - next_offset; `null` when either is unknown or they contradict.
     pub lag: Option<i64>,
+    /// Why `lag` is `null` although both figures are known (a stored offset ahead of the log).
+    pub lag_error: Option<String>,
     #[serde(serialize_with = "super::rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
@@ -56,6 +78,22 @@ pub struct PartitionState {
 pub struct BatchesResponse {
     pub batches: Vec<Batch>,
     pub partitions: Vec<PartitionState>,
+    pub processor: Processor,
+}
+
+/// A partition's lag, never clamped: an offset ahead of the log's end is an error to show,
+/// not a lag of 0.
+pub fn lag(next_offset: i64, high_watermark: Option<i64>) -> (Option<i64>, Option<String>) {
+    match high_watermark {
+        None => (None, None),
+        Some(end) if next_offset > end => (
+            None,
+            Some(format!(
+                "stored offset {next_offset} is ahead of the log's end {end}"
+            )),
+        ),
+        Some(end) => (Some(end - next_offset), None),
+    }
 }
 
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -63,7 +101,12 @@ pub const MAX_LIMIT: i64 = 500;
 
 const BATCHES: &str = "
 SELECT batch_id, consumer_group, topic, started_at, finished_at, input_rows, events_inserted,
-       duplicates, orders_upserted, stale_skipped, dead_lettered, fetch_ms, write_ms, total_ms
+       duplicates, orders_upserted, stale_skipped, dead_lettered, fetch_ms, write_ms, total_ms,
+       max_event_time, max_broker_timestamp,
+       round(extract(epoch FROM finished_at - max_broker_timestamp)::numeric, 3)::float8,
+       round(input_rate::numeric, 1)::float8,
+       CASE WHEN fetch_ms + write_ms > 0
+            THEN round((input_rows / ((fetch_ms + write_ms) / 1000.0))::numeric, 1)::float8 END
   FROM stream_batches ORDER BY batch_id DESC LIMIT $1";
 
 const RANGES: &str = "
@@ -117,29 +160,73 @@ pub async fn batches(
                 write_ms: r.get(12),
                 total_ms: r.get(13),
                 partitions: ranges.remove(&batch_id).unwrap_or_default(),
+                max_event_time: r.get(14),
+                max_broker_timestamp: r.get(15),
+                commit_lag_s: r.get(16),
+                input_rate: r.get(17),
+                process_rate: r.get(18),
             }
         })
         .collect();
-    let partitions = client
+    let live = match &app.live_ends {
+        Some(l) => l.get().await.map(|ends| (l.topic(), ends)),
+        None => None,
+    };
+    let partitions: Vec<PartitionState> = client
         .query(&offsets, &[])
         .await?
         .iter()
         .map(|r| {
+            let topic: String = r.get(1);
+            let partition: i32 = r.get(2);
             let next_offset: i64 = r.get(3);
-            let high_watermark: Option<i64> = r.get(4);
+            let live_end = live
+                .as_ref()
+                .filter(|(t, _)| *t == topic)
+                .and_then(|(_, ends)| ends.get(&partition).copied());
+            let (high_watermark, high_watermark_source) = match live_end {
+                Some(end) => (Some(end), "broker"),
+                None => (r.get(4), "stored"),
+            };
+            let (lag, lag_error) = lag(next_offset, high_watermark);
             PartitionState {
                 consumer_group: r.get(0),
-                topic: r.get(1),
-                partition: r.get(2),
+                topic,
+                partition,
                 next_offset,
                 high_watermark,
-                lag: high_watermark.map(|h| (h - next_offset).max(0)),
+                high_watermark_source,
+                lag,
+                lag_error,
                 updated_at: r.get(5),
             }
         })
         .collect();
+    let lags: Vec<i64> = partitions.iter().filter_map(|p| p.lag).collect();
+    let lag_records = (!lags.is_empty()).then(|| lags.iter().sum());
+    let processor = processor(&**client, lag_records).await?;
     Ok(Json(BatchesResponse {
         batches,
         partitions,
+        processor,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_never_clamped() {
+        assert_eq!(lag(5, Some(8)), (Some(3), None));
+        assert_eq!(lag(8, Some(8)), (Some(0), None));
+        assert_eq!(lag(0, None), (None, None));
+        assert_eq!(
+            lag(940, Some(931)),
+            (
+                None,
+                Some("stored offset 940 is ahead of the log's end 931".into())
+            )
+        );
+    }
 }

@@ -5,6 +5,7 @@ pub mod batches;
 pub mod health;
 pub mod orders;
 pub mod page;
+pub mod processor;
 pub mod stats;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +14,14 @@ use serde::Serializer;
 /// Timestamps as RFC 3339 UTC with microseconds, like the events carry them.
 pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&spine_core::event::format_time(t))
+}
+
+/// [`rfc3339`], or `null`.
+pub fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// The newest committed batch: everything up to it is visible (batch ids are handed out in

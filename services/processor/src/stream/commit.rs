@@ -1,7 +1,7 @@
 //! Writing one batch: the sink's transaction, retried while Postgres fails transiently, and
 //! what to do when the offset fence refuses it (another writer got there first).
 
-use std::collections::BTreeMap;
+use std::time::Instant;
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use spine_core::backoff::Backoff;
@@ -32,6 +32,11 @@ impl LoopState<'_> {
             .faults()
             .batch_cut(|| format_ranges(&self.batch));
         let high_watermarks = ctx.high_watermarks();
+        self.batch.input_rate = self.input_rate.measure(
+            Instant::now(),
+            &high_watermarks,
+            self.positions.keys().copied(),
+        );
         let mut backoff = retry_backoff();
         loop {
             let (writer, batch) = (&self.writer, &self.batch);
@@ -45,7 +50,7 @@ impl LoopState<'_> {
             });
             match result {
                 Ok(committed) => {
-                    self.committed(&committed, &high_watermarks);
+                    self.committed(&committed);
                     return Ok(Some(committed));
                 }
                 Err(SinkError::Fenced) => {
@@ -76,10 +81,12 @@ impl LoopState<'_> {
 
     /// The batch is in Postgres: move the positions past it, tell Kafka (for tools), update
     /// the metrics and log the batch.
-    fn committed(&mut self, committed: &Committed, high_watermarks: &BTreeMap<i32, i64>) {
+    fn committed(&mut self, committed: &Committed) {
         self.readiness.set(true);
+        let ctx = self.consumer.context();
         for (&p, r) in &self.batch.ranges {
             self.positions.insert(p, r.end);
+            ctx.saw_end(p, r.end);
         }
         commit_to_kafka(
             self.consumer,
@@ -89,14 +96,7 @@ impl LoopState<'_> {
         );
         let total = self.batch.fetch_time + committed.write_time;
         self.metrics.record(committed, total.as_secs_f64());
-        for (&p, &pos) in &self.positions {
-            if let Some(&hw) = high_watermarks.get(&p) {
-                self.metrics
-                    .lag
-                    .with_label_values(&[&p.to_string()])
-                    .set((hw - pos).max(0));
-            }
-        }
+        self.publish_lag();
         info!(
             batch_id = committed.batch_id,
             input_rows = committed.input_rows,

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use spine_core::backoff::Backoff;
 use spine_core::throttle::Throttle;
 use tokio::runtime::Handle;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -71,6 +72,8 @@ pub struct StreamContext {
     pub(super) assignment: Mutex<Assignment>,
     high_watermarks: Mutex<BTreeMap<i32, i64>>,
     errors: Throttle,
+    /// The partitions this member owns, for the heartbeat (see [`crate::heartbeat`]).
+    assigned: watch::Sender<Vec<i32>>,
 }
 
 /// The part of librdkafka's statistics JSON we read: each partition's end offset.
@@ -98,7 +101,10 @@ impl ClientContext for StreamContext {
             let mut hw = lock(&self.high_watermarks);
             for (&p, part) in &topic.partitions {
                 if p >= 0 && part.hi_offset >= 0 {
-                    hw.insert(p, part.hi_offset);
+                    // A log's end only moves forward; a committed batch may have seen it
+                    // further on than these statistics did (`saw_end`).
+                    let known = hw.entry(p).or_insert(part.hi_offset);
+                    *known = (*known).max(part.hi_offset);
                 }
             }
         }
@@ -149,12 +155,15 @@ impl ConsumerContext for StreamContext {
                             partitions = %format_offsets(&offsets),
                             "partitions assigned, resuming from the offsets stored in Postgres"
                         );
+                        let partitions = offsets.keys().copied().collect();
                         lock(&self.assignment).assigned(offsets);
+                        self.assigned.send_replace(partitions);
                     }
                     Err(e) => {
                         error!(error = %e, partitions = %format_offsets(&offsets),
                                "assigning partitions failed; none are taken");
                         lock(&self.assignment).assign_failed(e.to_string());
+                        self.assigned.send_replace(Vec::new());
                     }
                 }
             }
@@ -163,11 +172,13 @@ impl ConsumerContext for StreamContext {
                 let mut a = lock(&self.assignment);
                 info!(partitions = ?a.positions.keys().collect::<Vec<_>>(), "partitions revoked");
                 a.dropped();
+                self.assigned.send_replace(Vec::new());
             }
             other => {
                 warn!(error = ?other, "rebalance failed; dropping the assignment");
                 let _ = consumer.unassign();
                 lock(&self.assignment).dropped();
+                self.assigned.send_replace(Vec::new());
             }
         }
     }
@@ -211,6 +222,20 @@ impl StreamContext {
     pub(super) fn high_watermarks(&self) -> BTreeMap<i32, i64> {
         lock(&self.high_watermarks).clone()
     }
+
+    /// A committed batch read up to `end` in `partition`: the partition's end is at least
+    /// there, even if the statistics have not said so yet (so lag is never negative from a
+    /// stale view).
+    pub(super) fn saw_end(&self, partition: i32, end: i64) {
+        let mut hw = lock(&self.high_watermarks);
+        let known = hw.entry(partition).or_insert(end);
+        *known = (*known).max(end);
+    }
+
+    /// Follows the partitions this member owns (empty while it owns none).
+    pub fn assigned_partitions(&self) -> watch::Receiver<Vec<i32>> {
+        self.assigned.subscribe()
+    }
 }
 
 /// The stream thread's retries (reading offsets, writing a batch): 100 ms doubling to 10 s.
@@ -232,6 +257,7 @@ pub fn create_consumer(
         assignment: Mutex::new(Assignment::default()),
         high_watermarks: Mutex::new(BTreeMap::new()),
         errors: Throttle::default(),
+        assigned: watch::Sender::new(Vec::new()),
     };
     ClientConfig::new()
         .set("bootstrap.servers", &cfg.bootstrap)

@@ -11,12 +11,14 @@
 //!   stall check;
 //! - [`commit`]: writing one batch, retrying transient failures and resolving a fence;
 //! - [`decide`]: the loop's two decisions (cut the batch? is `--available-now` done?), pure;
+//! - [`rates`]: each batch's input rate (records/s arriving on its partitions);
 //! - [`run`]: the poll loop and its state.
 
 mod commit;
 mod context;
 pub mod decide;
 mod offsets;
+mod rates;
 mod run;
 
 use std::collections::BTreeMap;

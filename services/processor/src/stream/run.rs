@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::decide::{self, AvailableNow, BatchStep, Progress};
 use super::offsets::{check_stalled, commit_to_kafka, stored_offsets_reached, topic_end_offsets};
+use super::rates::InputRate;
 use super::{format_offsets, lock, LoopConfig, StreamContext, Summary};
 use crate::batch::Batch;
 use crate::faults::FaultPoints;
@@ -51,8 +52,15 @@ pub(super) struct LoopState<'a> {
     started: Instant,
     stall_watch: StallWatch,
     stall_checked_at: Instant,
+    /// Each batch's input rate, measured from one cut to the next.
+    pub input_rate: InputRate,
+    /// When the lag gauges were last refreshed.
+    lag_published_at: Instant,
     pub summary: Summary,
 }
+
+/// How often the lag gauges follow the partitions' ends between batches.
+const PUBLISH_LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// The loop: poll, cut a batch on the trigger (or when it is full), write it, repeat, until
 /// shutdown (or, with `available_now`, until the topic's end as seen at start is written).
@@ -93,6 +101,8 @@ pub fn run(
         started: now,
         stall_watch: StallWatch::new(now),
         stall_checked_at: now,
+        input_rate: InputRate::default(),
+        lag_published_at: now,
         summary: Summary::default(),
     };
     readiness.set(true);
@@ -124,6 +134,9 @@ pub fn run(
             break;
         }
         s.check_stall()?;
+        if now.duration_since(s.lag_published_at) >= PUBLISH_LAG_EVERY {
+            s.publish_lag();
+        }
         s.poll(now, due);
     }
 
@@ -152,6 +165,10 @@ impl LoopState<'_> {
         self.batch = Batch::default();
         self.drained = false;
         self.at_eof.clear();
+        self.input_rate.reset();
+        // Partitions another member now owns are its to report.
+        self.metrics.lag.reset();
+        self.publish_lag();
         if let Some((error, in_a_row)) = failed {
             if in_a_row >= MAX_ASSIGN_FAILURES {
                 anyhow::bail!(
@@ -223,6 +240,21 @@ impl LoopState<'_> {
         Ok(())
     }
 
+    /// Sets `spine_processor_lag_records` of every owned partition: its end as last seen minus
+    /// the next offset to write.
+    pub fn publish_lag(&mut self) {
+        self.lag_published_at = Instant::now();
+        let ends = self.consumer.context().high_watermarks();
+        for (&p, &position) in &self.positions {
+            if let Some(&end) = ends.get(&p) {
+                self.metrics
+                    .lag
+                    .with_label_values(&[&p.to_string()])
+                    .set(end - position);
+            }
+        }
+    }
+
     /// Leaves and re-joins the consumer group, forcing a rebalance (and so a fresh read of the
     /// stored offsets).
     pub fn rejoin(&self) -> anyhow::Result<()> {
@@ -267,6 +299,7 @@ impl LoopState<'_> {
                 self.at_eof.remove(&p);
                 self.batch
                     .push(p, msg.offset(), position, msg.key(), msg.payload());
+                self.batch.saw_broker_timestamp(msg.timestamp().to_millis());
                 self.batch.fetch_time += handling.elapsed();
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
