@@ -82,9 +82,10 @@ async fn hostile_values_render_as_text_in_a_real_browser() {
     );
 
     // The script ran and filled the tables from the API. The badge says what the processor is
-    // doing, in a word: this API says nothing of it, so "unknown", never "live".
+    // doing, in a word: a batch but no heartbeat at all is "down", with the batch's age, never
+    // "live".
     assert!(
-        dom.contains(r#"<span id="conn" class="pill unknown">unknown</span>"#),
+        dom.contains(r#"<span id="conn" class="pill down">down · last batch "#),
         "the badge says the processor's state:\n{dom}"
     );
     assert!(!dom.contains(">live<"), "{dom}");
