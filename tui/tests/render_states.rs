@@ -229,3 +229,21 @@ fn at_80_columns_order_ids_stay_whole_and_big_counts_shrink() {
         "{screen}"
     );
 }
+
+#[test]
+fn on_a_short_screen_every_tenant_stays_in_the_stats_before_the_counts_per_status() {
+    let app = fixture();
+    for h in [21, 22] {
+        let screen = text(&render(&app, 80, h));
+        for tenant in ["acme ", "globex ", "initech ", "all "] {
+            assert!(
+                screen.lines().any(|l| l.starts_with(tenant)),
+                "{tenant}at 80×{h}:\n{screen}"
+            );
+        }
+        assert!(
+            !screen.contains("placed 10  paid 50"),
+            "no room for the counts at 80×{h}:\n{screen}"
+        );
+    }
+}

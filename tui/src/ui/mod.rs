@@ -43,8 +43,13 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         Constraint::Percentage(left),
         Constraint::Percentage(100 - left),
     ];
-    let [top, bottom] =
-        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
+    // On a short screen the bottom panes get half: the stats of three tenants still fit.
+    let top_share = if body.height < 24 { 50 } else { 55 };
+    let [top, bottom] = Layout::vertical([
+        Constraint::Percentage(top_share),
+        Constraint::Percentage(100 - top_share),
+    ])
+    .areas(body);
     let [tail_area, orders_area] = Layout::horizontal(columns).areas(top);
     let [stats_area, batches_area] = Layout::horizontal(columns).areas(bottom);
     tail::draw(frame, tail_area, app);
