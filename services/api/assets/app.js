@@ -147,7 +147,7 @@ let previous = null; // {t, ends, lastBatch}
 function sample(batches) {
   const t = Date.now() / 1000;
   const ends = new Map();
-  let live = true;
+  let live = (batches.partitions || []).length > 0; // no partitions: the arrival rate is unknown
   for (const p of batches.partitions || []) {
     if (p.high_watermark == null || p.high_watermark_source === "stored") live = false;
     ends.set(p.topic + "\u0000" + p.partition, Number(p.high_watermark));
