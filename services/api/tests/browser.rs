@@ -1,5 +1,6 @@
 //! The live page in a real browser (headless Chromium) with hostile values in the data: they
-//! must show as text, and no element or script may come out of them.
+//! must show as text, and no element or script may come out of them. The badge says the
+//! processor's state in a word, and `live` only while it is running.
 
 use std::process::Command;
 use std::time::Duration;
@@ -51,34 +52,10 @@ async fn hostile_values_render_as_text_in_a_real_browser() {
         stop.clone(),
     ));
 
-    let profile = tempfile::tempdir().expect("profile dir");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                // Let the page run its first refreshes (fetches included) before dumping it.
-                "--virtual-time-budget=4000",
-                "--dump-dom",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(&url)
-            .output()
-            .expect("run the browser")
-    })
-    .await
-    .expect("join");
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = dump_dom(&browser, &url).await;
     assert!(
         dom.contains("<table id=\"orders\">"),
-        "the browser rendered the page:\n{dom}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "the browser rendered the page:\n{dom}"
     );
 
     // The script ran and filled the tables from the API. The badge says what the processor is
@@ -123,5 +100,65 @@ async fn hostile_values_render_as_text_in_a_real_browser() {
             "{element} must not be in the DOM:\n{dom}"
         );
     }
+
+    // A replica's heartbeat and a batch just committed: running, and only now "live".
+    client
+        .batch_execute(
+            "UPDATE stream_batches SET finished_at = now();
+             INSERT INTO processor_heartbeats VALUES
+               ('host-1', 'g', 'events', '{0}', 1000, now(), now())",
+        )
+        .await
+        .expect("a live replica");
+    let dom = dump_dom(&browser, &url).await;
+    assert!(
+        dom.contains(r#"<span id="conn" class="pill ok">live</span>"#),
+        "{dom}"
+    );
+    assert!(dom.contains(">running · last batch "), "{dom}");
+
+    // Records waiting and no batch for a minute, whatever the heartbeat says: stalled.
+    client
+        .batch_execute(
+            "UPDATE stream_batches SET finished_at = now() - interval '1 minute';
+             INSERT INTO stream_offsets VALUES ('g', 'events', 0, 5, 10, now())",
+        )
+        .await
+        .expect("a stalled processor");
+    let dom = dump_dom(&browser, &url).await;
+    assert!(
+        dom.contains(r#"<span id="conn" class="pill down">stalled · last batch "#),
+        "{dom}"
+    );
+    assert!(!dom.contains(">live<"), "{dom}");
     stop.cancel();
+}
+
+/// The page at `url` as the browser leaves it after its first refreshes.
+async fn dump_dom(browser: &str, url: &str) -> String {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let (browser, url) = (browser.to_owned(), url.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                // Let the page run its first refreshes (fetches included) before dumping it.
+                "--virtual-time-budget=4000",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(&url)
+            .output()
+            .expect("run the browser")
+    })
+    .await
+    .expect("join");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
