@@ -95,7 +95,7 @@ fn processor_state(app: &App) -> Vec<Span<'static>> {
 }
 
 /// An age in whole units: "41s", "12m", "5h", "3d".
-pub fn ago(secs: f64) -> String {
+fn ago(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
     match s {
         0..=99 => format!("{s}s"),
@@ -106,7 +106,7 @@ pub fn ago(secs: f64) -> String {
 }
 
 /// A duration in seconds as people read it: "1.2 s", "45 s", "12 min", "5 h".
-pub fn seconds(secs: f64) -> String {
+fn seconds(secs: f64) -> String {
     match secs {
         s if s < 10.0 => format!("{s:.1} s"),
         s if s < 120.0 => format!("{s:.0} s"),
@@ -212,4 +212,28 @@ pub fn help(frame: &mut Frame<'_>, app: &App) {
         ),
         popup,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_durations_read_in_whole_units() {
+        assert_eq!(ago(0.4), "0s");
+        assert_eq!(ago(41.5), "42s");
+        assert_eq!(ago(99.0), "99s");
+        assert_eq!(ago(600.0), "10m");
+        assert_eq!(ago(7200.0), "2h");
+        assert_eq!(ago(3.0 * 86_400.0), "3d");
+        assert_eq!(
+            ago(-1.0),
+            "0s",
+            "a clock a little ahead is not a negative age"
+        );
+        assert_eq!(seconds(1.23), "1.2 s");
+        assert_eq!(seconds(45.2), "45 s");
+        assert_eq!(seconds(3601.0), "60 min");
+        assert_eq!(seconds(36_000.0), "10 h");
+    }
 }
