@@ -165,7 +165,11 @@ fn pause_filter_focus_and_help_show() {
     app.update(Msg::Action(Action::ToggleHelp));
     let screen = text(&render(&app, 80, 24));
     assert!(screen.contains("Help: ? or Esc to close"), "{screen}");
-    assert!(screen.contains("never moved"), "{screen}");
+    assert!(screen.contains("without committing any"), "{screen}");
+    assert!(
+        screen.contains("Connected to http://localhost:8000"),
+        "all of it fits at 80×24\n{screen}"
+    );
 }
 
 #[test]

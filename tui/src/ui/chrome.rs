@@ -188,11 +188,10 @@ pub fn help(frame: &mut Frame<'_>, app: &App) {
     lines.push(Line::raw(""));
     lines.extend(
         [
-            "Tail: newest record first, read without committing any offset (the processor's are never moved). Red rows are malformed records, kept with the reason they are dead letters.",
+            "Tail: newest first, read without committing any offset. Red rows: malformed records (dead letters), with the reason.",
             "Orders: yellow = status changed in the latest batch, green = new in the list.",
-            "Batches: lag = the end of the log, read by this screen now, - the committed offset, per partition.",
-            "Processor: running, idle, stalled (records wait, no batch lately) or down, as /batches says; unknown while the API does not answer.",
-            "Strip: the last 3 minutes. in = records/s arriving, done = records/s committed (one scale); lag; batch ms. · = not known.",
+            "Processor: running, idle, stalled (records wait, no batch lately), down; unknown while the API is down.",
+            "Lag: end of the log read now - committed offset. Strip: last 3 min of in vs done records/s, lag, batch ms.",
         ]
         .map(Line::raw),
     );
