@@ -168,7 +168,8 @@ function sample(batches) {
       .reduce((a, b) => a + Number(b.input_rows), 0);
     samples.push({
       t,
-      input: live && previous.live ? Math.max(arrived, 0) / dt : null,
+      // A log that shrank (a re-created topic) gives no rate, rather than a made-up 0.
+      input: live && previous.live && arrived >= 0 ? arrived / dt : null,
       done: rows / dt,
       lag: lag == null ? null : Number(lag),
     });
@@ -220,6 +221,10 @@ async function refresh() {
     renderOrders(orders);
     $("asof").textContent = "as of batch " + orders.as_of_batch + " · " + new Date().toLocaleTimeString(undefined, { hour12: false });
     setProcessor(batches.processor);
+    const errors = (batches.partitions || []).filter((p) => p.lag_error);
+    if (errors.length) {
+      $("pstate").textContent += " · lag error: partition " + errors[0].partition + ": " + errors[0].lag_error;
+    }
     sample(batches);
     drawCharts();
   } catch (e) {
