@@ -10,8 +10,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::services::{tail_of_log, Service};
-use common::tmux::{sh_quote, Tmux};
-use spine_testkit::{free_port, postgres, tansu, unique_name, wait_for_port};
+use common::tmux::Tmux;
+use spine_testkit::{free_port, postgres, sh_quote, tansu, unique_name, wait_for_port};
 
 /// The lag in the Batches pane's title, if a number is shown.
 fn batches_lag(screen: &str) -> Option<i64> {
@@ -103,7 +103,7 @@ fn the_screen_says_stalled_when_the_processor_stops_and_running_when_it_is_back(
         sh_quote(&bootstrap),
         sh_quote(&topic),
         sh_quote(env!("CARGO_BIN_EXE_spine-tui")),
-        sh_quote(&tui_log.display().to_string()),
+        sh_quote(&tui_log),
     );
     let tmux = Tmux::start(80, 24, &command);
     let service_logs = [processor.log.clone(), api.log.clone(), tui_log.clone()];

@@ -26,8 +26,8 @@ struct Api {
 
 impl Api {
     async fn start(db: &TestDb, bootstrap: &str, topic: &str) -> Api {
-        let pool = spine_core::db::pool(db.config(), 4, Duration::from_secs(5)).expect("pool");
-        let state = AppState::new(pool)
+        let state = AppState::connect(db.config())
+            .expect("pools")
             .with_live_ends(LiveEnds::new(bootstrap, topic).expect("kafka client"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

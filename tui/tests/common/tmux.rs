@@ -109,10 +109,6 @@ impl Drop for Tmux {
     }
 }
 
-pub fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// The terminal is back in cooked mode: canonical input and echo on.
 pub fn terminal_restored(screen: &str) -> bool {
     let words: Vec<&str> = screen.split_whitespace().collect();
