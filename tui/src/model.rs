@@ -59,14 +59,72 @@ impl TenantStats {
 }
 
 /// `GET /batches`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct BatchesResponse {
     pub batches: Vec<Batch>,
     #[serde(default)]
     pub partitions: Vec<PartitionLag>,
+    /// The processor's state as the API judges it; `None` from an API that does not say.
+    #[serde(default)]
+    pub processor: Option<ProcessorStatus>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// What the API says of the processor: its state and how fresh its output is.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ProcessorStatus {
+    pub state: ProcessorState,
+    #[serde(default)]
+    pub last_batch_at: Option<SafeText>,
+    #[serde(default)]
+    pub last_batch_age_s: Option<f64>,
+    #[serde(default)]
+    pub trigger_interval_ms: Option<i64>,
+    #[serde(default)]
+    pub lag_records: Option<i64>,
+    /// Now − the newest event time written: how stale the tables are, in seconds.
+    #[serde(default)]
+    pub event_time_lag_s: Option<f64>,
+    #[serde(default)]
+    pub replicas: Vec<Replica>,
+}
+
+/// The four states of the processor (docs/contracts.md, "HTTP API"); any other word decodes
+/// as [`ProcessorState::Unknown`], so a newer API degrades to "unknown", not to an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessorState {
+    Running,
+    Idle,
+    Stalled,
+    Down,
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl ProcessorState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessorState::Running => "running",
+            ProcessorState::Idle => "idle",
+            ProcessorState::Stalled => "stalled",
+            ProcessorState::Down => "down",
+            ProcessorState::Unknown => "unknown",
+        }
+    }
+}
+
+/// One live processor replica, from its heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Replica {
+    pub replica_id: SafeText,
+    #[serde(default)]
+    pub assigned_partitions: Vec<i32>,
+    #[serde(default)]
+    pub heartbeat_age_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Batch {
     pub batch_id: i64,
     #[serde(default)]
@@ -93,6 +151,15 @@ pub struct Batch {
     pub total_ms: f64,
     #[serde(default)]
     pub partitions: Vec<PartitionRange>,
+    /// Records/s that arrived on the topic since the previous batch.
+    #[serde(default)]
+    pub input_rate: Option<f64>,
+    /// `input_rows / (fetch_ms + write_ms)`: what the processor can do, in records/s.
+    #[serde(default)]
+    pub process_rate: Option<f64>,
+    /// `finished_at` − the newest broker timestamp the batch read, in seconds.
+    #[serde(default)]
+    pub commit_lag_s: Option<f64>,
 }
 
 /// The offsets one batch read from one partition: `start_offset..end_offset`.
@@ -104,15 +171,25 @@ pub struct PartitionRange {
 }
 
 /// One partition as the processor left it: its committed `next_offset`, the end of the log as
-/// last seen, and the difference. `high_watermark` (and so `lag`) is null until known.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// the API saw it, and the difference. `high_watermark` (and so `lag`) is null until known.
+/// spine-tui shows its own lag, against the end of the log its own connection sees
+/// (`crate::lag`); the API's figures are the fallback when the broker does not answer it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct PartitionLag {
+    /// The topic of the offset (rows of other topics are not this screen's).
+    #[serde(default)]
+    pub topic: Option<SafeText>,
     pub partition: i32,
     pub next_offset: i64,
     #[serde(default)]
     pub high_watermark: Option<i64>,
+    /// `"broker"` (live) or `"stored"` (as the processor last wrote it).
+    #[serde(default)]
+    pub high_watermark_source: Option<SafeText>,
     #[serde(default)]
     pub lag: Option<i64>,
+    #[serde(default)]
+    pub lag_error: Option<SafeText>,
 }
 
 /// One record of the topic, as the tail shows it.
@@ -239,6 +316,28 @@ mod tests {
         .expect("batches");
         assert_eq!(batches.batches[0].partitions[0].end_offset, 600);
         assert_eq!(batches.partitions[1].lag, None);
+    }
+
+    #[test]
+    fn the_observer_fields_of_batches_decode_and_an_unknown_state_is_unknown() {
+        let b: BatchesResponse = serde_json::from_str(
+            r#"{"batches":[{"batch_id":7,"input_rate":123.4,"process_rate":456.7,"commit_lag_s":0.1,
+               "max_event_time":"2026-11-25T12:00:00Z","max_broker_timestamp":null}],
+               "partitions":[{"topic":"events","partition":0,"next_offset":940,"high_watermark":931,
+                 "high_watermark_source":"broker","lag":-9,"lag_error":"stored offset 940 is ahead of the log's end 931"}],
+               "processor":{"state":"stalled","last_batch_at":"2026-11-25T12:00:00Z","last_batch_age_s":41.5,
+                 "trigger_interval_ms":5000,"lag_records":231,"event_time_lag_s":45.2,
+                 "replicas":[{"replica_id":"host-1","assigned_partitions":[0,2],"heartbeat_at":"2026-11-25T12:00:41Z","heartbeat_age_s":0.4}]}}"#,
+        )
+        .expect("batches");
+        assert_eq!(b.batches[0].input_rate, Some(123.4));
+        assert_eq!(b.partitions[0].lag, Some(-9), "never clamped");
+        let p = b.processor.expect("processor");
+        assert_eq!(p.state, ProcessorState::Stalled);
+        assert_eq!(p.replicas[0].assigned_partitions, [0, 2]);
+        let later: ProcessorStatus =
+            serde_json::from_str(r#"{"state":"rebalancing"}"#).expect("a newer state");
+        assert_eq!(later.state, ProcessorState::Unknown);
     }
 
     #[test]

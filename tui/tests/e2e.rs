@@ -84,6 +84,8 @@ fn the_real_binary_shows_the_four_panes_against_the_real_services() {
     let api_env = [
         ("DATABASE_URL", db.url()),
         ("API_ADDR", format!("127.0.0.1:{api_port}")),
+        ("KAFKA_BOOTSTRAP", bootstrap.clone()),
+        ("TOPIC", topic.clone()),
     ];
     let mut api = Service::start("spine-api", &api_env, &[], logs);
     assert!(

@@ -25,6 +25,10 @@ fn at_80x24_every_pane_shows_its_data() {
         "{}",
         rows[0]
     );
+    assert_eq!(
+        rows[1],
+        "Processor running · last batch 1s ago · fresh 1.2 s · lag 80"
+    );
     // Footer: the keys.
     for key in [
         " q/Esc quit",
@@ -41,7 +45,7 @@ fn at_80x24_every_pane_shows_its_data() {
     let (tail_x, tail_y) = find(&buf, "Tail · ").expect("tail pane");
     let (orders_x, orders_y) = find(&buf, "Orders #42").expect("orders pane");
     let (stats_x, stats_y) = find(&buf, "Stats #42").expect("stats pane");
-    let (batches_x, batches_y) = find(&buf, "Batches · lag 50").expect("batches pane");
+    let (batches_x, batches_y) = find(&buf, "Batches · lag 80").expect("batches pane");
     assert_eq!(tail_y, orders_y);
     assert_eq!(stats_y, batches_y);
     assert!(tail_y < stats_y && tail_x < orders_x && stats_x < batches_x);
@@ -128,8 +132,9 @@ fn at_80x24_every_pane_shows_its_data() {
         "{stats}"
     );
 
-    // Batches: each partition's committed offset, high watermark and lag; the batches with
-    // their offset ranges.
+    // Batches: each partition's committed offset, the live end of its log and the lag between
+    // them (partition 1: 10, though the API's stored end said 0); the batches with their
+    // offset ranges.
     let batches = region(&buf, batches_x - 1, batches_y + 1, 80, 23);
     assert!(
         batches
@@ -140,7 +145,13 @@ fn at_80x24_every_pane_shows_its_data() {
     assert!(
         batches
             .lines()
-            .any(|l| l.split_whitespace().eq(["2", "480", "-", "-"])),
+            .any(|l| l.split_whitespace().eq(["2", "480", "500", "20"])),
+        "{batches}"
+    );
+    assert!(
+        batches
+            .lines()
+            .any(|l| l.split_whitespace().eq(["1", "590", "600", "10"])),
         "{batches}"
     );
     assert!(batches.contains("#42 1500 rows 42.6 ms"), "{batches}");

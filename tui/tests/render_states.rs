@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use ratatui::style::Color;
+use ratatui::style::{Color, Modifier};
 use spine_tui::app::{Action, ApiPoll, BrokerReport, Msg};
 use spine_tui::model::{OrdersResponse, StatsResponse, TailRecord, TenantStats};
 
@@ -146,7 +146,7 @@ fn pause_filter_focus_and_help_show() {
         "other tenants are filtered out\n{screen}"
     );
     assert!(
-        screen.contains("Batches · lag 50 · all tenants"),
+        screen.contains("Batches · lag 80 · all tenants"),
         "{screen}"
     );
     // The focused pane has a thick cyan border.
@@ -156,16 +156,20 @@ fn pause_filter_focus_and_help_show() {
         ("━", Color::Cyan),
         "focused"
     );
-    assert_eq!(
-        (buf[(79, y)].symbol(), buf[(79, y)].fg),
-        ("─", Color::DarkGray),
-        "not focused"
+    assert_eq!(buf[(79, y)].symbol(), "─", "not focused");
+    assert!(
+        buf[(79, y)].modifier.contains(Modifier::DIM),
+        "not focused: dim"
     );
 
     app.update(Msg::Action(Action::ToggleHelp));
     let screen = text(&render(&app, 80, 24));
     assert!(screen.contains("Help: ? or Esc to close"), "{screen}");
-    assert!(screen.contains("never moved"), "{screen}");
+    assert!(screen.contains("without committing any"), "{screen}");
+    assert!(
+        screen.contains("Connected to http://localhost:8000"),
+        "all of it fits at 80×24\n{screen}"
+    );
 }
 
 #[test]
@@ -228,4 +232,22 @@ fn at_80_columns_order_ids_stay_whole_and_big_counts_shrink() {
         screen.contains("\nplc 99 paid 97 shp 63.8k cxl 10.8k "),
         "{screen}"
     );
+}
+
+#[test]
+fn on_a_short_screen_every_tenant_stays_in_the_stats_before_the_counts_per_status() {
+    let app = fixture();
+    for h in [21, 22] {
+        let screen = text(&render(&app, 80, h));
+        for tenant in ["acme ", "globex ", "initech ", "all "] {
+            assert!(
+                screen.lines().any(|l| l.starts_with(tenant)),
+                "{tenant}at 80×{h}:\n{screen}"
+            );
+        }
+        assert!(
+            !screen.contains("placed 10  paid 50"),
+            "no room for the counts at 80×{h}:\n{screen}"
+        );
+    }
 }

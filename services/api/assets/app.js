@@ -1,6 +1,8 @@
-// The live page: polls /orders and /stats once a second and redraws the two tables.
+// The live page: polls /orders, /stats and /batches once a second, redraws the two tables, says
+// what the processor is doing (the badge says "live" only while it is running) and draws the
+// last minutes of input vs processed rate and lag as plain SVG.
 // Every value is inserted with textContent, never as HTML: a tenant named
-// <img src=x onerror=alert(1)> shows as those characters.
+// <img src=x onerror=alert(1)> shows as those characters. The charts get numbers only.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -99,19 +101,135 @@ function setConnection(ok, message) {
   pill.className = "pill " + (ok ? "ok" : "down");
 }
 
+// An age in seconds as people read it: "41 s", "12 min", "5 h".
+function age(seconds) {
+  const s = Number(seconds);
+  if (!Number.isFinite(s)) return "?";
+  if (s < 10) return s.toFixed(1) + " s";
+  if (s < 120) return Math.round(s) + " s";
+  if (s < 7200) return Math.round(s / 60) + " min";
+  return Math.round(s / 3600) + " h";
+}
+
+// The badge: "live" only while the processor is running (a batch committed lately and no
+// records left waiting too long); otherwise its state and how old its last batch is.
+function setProcessor(p) {
+  const pill = $("conn");
+  const details = $("pstate");
+  if (!p || typeof p.state !== "string") {
+    pill.textContent = "unknown";
+    pill.className = "pill unknown";
+    details.textContent = "the API does not say what the processor is doing";
+    return;
+  }
+  const last = p.last_batch_age_s == null ? "no batch yet" : "last batch " + age(p.last_batch_age_s) + " ago";
+  const known = ["running", "idle", "stalled", "down"].includes(p.state);
+  if (p.state === "running") {
+    pill.textContent = "live";
+    pill.className = "pill ok";
+  } else {
+    pill.textContent = (known ? p.state : "unknown") + " · " + last;
+    pill.className = "pill " + (p.state === "idle" ? "idle" : known ? "down" : "unknown");
+  }
+  const parts = [known ? p.state : "unknown", last];
+  if (p.event_time_lag_s != null) parts.push("fresh " + age(p.event_time_lag_s));
+  if (p.lag_records != null) parts.push("lag " + Number(p.lag_records));
+  if (Array.isArray(p.replicas)) parts.push(p.replicas.length + (p.replicas.length === 1 ? " replica" : " replicas"));
+  details.textContent = parts.join(" · ");
+}
+
+// The last minutes, one sample a poll: records/s arriving (from the partitions' live ends),
+// records/s committed (rows of the batches new since the last poll) and the lag.
+const WINDOW_S = 180;
+const samples = [];
+let previous = null; // {t, ends, lastBatch}
+
+function sample(batches) {
+  const t = Date.now() / 1000;
+  const ends = new Map();
+  let live = (batches.partitions || []).length > 0; // no partitions: the arrival rate is unknown
+  for (const p of batches.partitions || []) {
+    if (p.high_watermark == null || p.high_watermark_source === "stored") live = false;
+    ends.set(p.topic + "\u0000" + p.partition, Number(p.high_watermark));
+  }
+  const lastBatch = Math.max(0, ...batches.batches.map((b) => Number(b.batch_id)));
+  const proc = batches.processor || {};
+  let lag = proc.lag_records;
+  if (lag == null) {
+    const lags = (batches.partitions || []).map((p) => p.lag).filter((l) => l != null);
+    lag = lags.length ? lags.reduce((a, b) => a + Number(b), 0) : null;
+  }
+  if (previous) {
+    const dt = t - previous.t;
+    let arrived = 0;
+    for (const [k, v] of ends) arrived += v - (previous.ends.get(k) ?? v);
+    const rows = batches.batches
+      .filter((b) => Number(b.batch_id) > previous.lastBatch)
+      .reduce((a, b) => a + Number(b.input_rows), 0);
+    samples.push({
+      t,
+      // A log that shrank (a re-created topic) gives no rate, rather than a made-up 0.
+      input: live && previous.live && arrived >= 0 ? arrived / dt : null,
+      done: rows / dt,
+      lag: lag == null ? null : Number(lag),
+    });
+  }
+  previous = { t, ends, lastBatch: Math.max(lastBatch, previous ? previous.lastBatch : 0), live };
+  while (samples.length && samples[0].t < t - WINDOW_S) samples.shift();
+}
+
+// A polyline's points for one series: x by time over the window, y on a shared scale.
+function points(key, now, max) {
+  return samples
+    .filter((s) => s[key] != null && Number.isFinite(s[key]))
+    .map((s) => {
+      const x = 300 - ((now - s.t) / WINDOW_S) * 300;
+      const y = 58 - (s[key] / max) * 54;
+      return x.toFixed(1) + "," + y.toFixed(1);
+    })
+    .join(" ");
+}
+
+function drawCharts() {
+  const now = Date.now() / 1000;
+  const rateMax = Math.max(1, ...samples.flatMap((s) => [s.input, s.done].filter((v) => v != null)));
+  const lagMax = Math.max(1, ...samples.map((s) => s.lag).filter((v) => v != null));
+  $("in-line").setAttribute("points", points("input", now, rateMax));
+  $("done-line").setAttribute("points", points("done", now, rateMax));
+  $("lag-line").setAttribute("points", points("lag", now, lagMax));
+  const latest = (key) => {
+    const known = samples.filter((s) => s[key] != null).slice(-5);
+    return known.length ? known.reduce((a, s) => a + s[key], 0) / known.length : null;
+  };
+  const show = (v) => (v == null ? "–" : v >= 100 ? Math.round(v).toString() : v.toFixed(1));
+  $("in-now").textContent = show(latest("input"));
+  $("done-now").textContent = show(latest("done"));
+  const lag = samples.length ? samples[samples.length - 1].lag : null;
+  $("lag-now").textContent = lag == null ? "–" : String(lag);
+}
+
 async function refresh() {
   const q = new URLSearchParams();
   if ($("tenant").value) q.set("tenant", $("tenant").value);
   if ($("status").value) q.set("status", $("status").value);
   q.set("limit", $("limit").value);
   try {
-    const [orders, stats] = await Promise.all([getJSON("/orders?" + q), getJSON("/stats")]);
+    const [orders, stats, batches] = await Promise.all([
+      getJSON("/orders?" + q), getJSON("/stats"), getJSON("/batches?limit=50"),
+    ]);
     renderStats(stats);
     renderOrders(orders);
     $("asof").textContent = "as of batch " + orders.as_of_batch + " · " + new Date().toLocaleTimeString(undefined, { hour12: false });
-    setConnection(true);
+    setProcessor(batches.processor);
+    const errors = (batches.partitions || []).filter((p) => p.lag_error);
+    if (errors.length) {
+      $("pstate").textContent += " · lag error: partition " + errors[0].partition + ": " + errors[0].lag_error;
+    }
+    sample(batches);
+    drawCharts();
   } catch (e) {
     setConnection(false, e.name === "AbortError" ? "API not answering" : "unavailable: " + e.message);
+    $("pstate").textContent = "processor state unknown: the API does not answer";
   }
 }
 

@@ -1,5 +1,6 @@
 //! The live page in a real browser (headless Chromium) with hostile values in the data: they
-//! must show as text, and no element or script may come out of them.
+//! must show as text, and no element or script may come out of them. The badge says the
+//! processor's state in a word, and `live` only while it is running.
 
 use std::process::Command;
 
@@ -46,7 +47,92 @@ async fn hostile_values_render_as_text_in_a_real_browser() {
     let stop = CancellationToken::new();
     tokio::spawn(spine_api::serve(listener, state, stop.clone()));
 
+    let dom = dump_dom(&browser, &url).await;
+    assert!(
+        dom.contains("<table id=\"orders\">"),
+        "the browser rendered the page:\n{dom}"
+    );
+
+    // The script ran and filled the tables from the API. The badge says what the processor is
+    // doing, in a word: a batch but no heartbeat at all is "down", with the batch's age, never
+    // "live".
+    assert!(
+        dom.contains(r#"<span id="conn" class="pill down">down · last batch "#),
+        "the badge says the processor's state:\n{dom}"
+    );
+    assert!(!dom.contains(">live<"), "{dom}");
+    // The chart of the last minutes is drawn from the polls (numbers only).
+    let points = |id: &str| {
+        let start = dom
+            .find(&format!(r#"id="{id}""#))
+            .unwrap_or_else(|| panic!("{id} in the page:\n{dom}"));
+        let rest = &dom[start..];
+        let at = rest.find("points=\"").expect("points") + 8;
+        rest[at..rest[at..].find('"').map_or(at, |e| at + e)].to_owned()
+    };
+    let done = points("done-line");
+    assert!(
+        !done.is_empty()
+            && done
+                .split([' ', ','])
+                .all(|n| n.parse::<f64>().is_ok_and(f64::is_finite)),
+        "processed rate drawn: {done:?}\n{dom}"
+    );
+    // The hostile values are there, as text (escaped in the serialized DOM)...
+    assert!(dom.contains("&lt;img src=x onerror=alert(1)&gt;"), "{dom}");
+    assert!(
+        dom.contains("ord-\"&gt;&lt;script&gt;alert(2)&lt;/script&gt;"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("&lt;/td&gt;&lt;iframe src=javascript:alert(3)&gt;"),
+        "{dom}"
+    );
+    // ...and nothing became an element.
+    for element in ["<img", "<iframe", "<script>alert"] {
+        assert!(
+            !dom.contains(element),
+            "{element} must not be in the DOM:\n{dom}"
+        );
+    }
+
+    // A replica's heartbeat and a batch just committed: running, and only now "live".
+    client
+        .batch_execute(
+            "UPDATE stream_batches SET finished_at = now();
+             INSERT INTO processor_heartbeats VALUES
+               ('host-1', 'g', 'events', '{0}', 1000, now(), now())",
+        )
+        .await
+        .expect("a live replica");
+    let dom = dump_dom(&browser, &url).await;
+    assert!(
+        dom.contains(r#"<span id="conn" class="pill ok">live</span>"#),
+        "{dom}"
+    );
+    assert!(dom.contains(">running · last batch "), "{dom}");
+
+    // Records waiting and no batch for a minute, whatever the heartbeat says: stalled.
+    client
+        .batch_execute(
+            "UPDATE stream_batches SET finished_at = now() - interval '1 minute';
+             INSERT INTO stream_offsets VALUES ('g', 'events', 0, 5, 10, now())",
+        )
+        .await
+        .expect("a stalled processor");
+    let dom = dump_dom(&browser, &url).await;
+    assert!(
+        dom.contains(r#"<span id="conn" class="pill down">stalled · last batch "#),
+        "{dom}"
+    );
+    assert!(!dom.contains(">live<"), "{dom}");
+    stop.cancel();
+}
+
+/// The page at `url` as the browser leaves it after its first refreshes.
+async fn dump_dom(browser: &str, url: &str) -> String {
     let profile = tempfile::tempdir().expect("profile dir");
+    let (browser, url) = (browser.to_owned(), url.to_owned());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(browser)
             .args([
@@ -69,31 +155,5 @@ async fn hostile_values_render_as_text_in_a_real_browser() {
     })
     .await
     .expect("join");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        dom.contains("<table id=\"orders\">"),
-        "the browser rendered the page:\n{dom}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    // The script ran and filled the tables from the API.
-    assert!(dom.contains(">live<"), "the page says it is live:\n{dom}");
-    // The hostile values are there, as text (escaped in the serialized DOM)...
-    assert!(dom.contains("&lt;img src=x onerror=alert(1)&gt;"), "{dom}");
-    assert!(
-        dom.contains("ord-\"&gt;&lt;script&gt;alert(2)&lt;/script&gt;"),
-        "{dom}"
-    );
-    assert!(
-        dom.contains("&lt;/td&gt;&lt;iframe src=javascript:alert(3)&gt;"),
-        "{dom}"
-    );
-    // ...and nothing became an element.
-    for element in ["<img", "<iframe", "<script>alert"] {
-        assert!(
-            !dom.contains(element),
-            "{element} must not be in the DOM:\n{dom}"
-        );
-    }
-    stop.cancel();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -77,7 +77,7 @@ pub fn batches() -> Fetched<BatchesResponse> {
                 fetch_ms: 1.0,
                 write_ms: 2.0,
                 total_ms: 3.0,
-                partitions: vec![],
+                ..Batch::default()
             })
             .collect(),
         partitions: vec![PartitionLag {
@@ -85,7 +85,9 @@ pub fn batches() -> Fetched<BatchesResponse> {
             next_offset: 10,
             high_watermark: Some(12),
             lag: Some(2),
+            ..PartitionLag::default()
         }],
+        processor: None,
     })
 }
 

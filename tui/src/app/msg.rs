@@ -1,10 +1,11 @@
 //! The messages: everything that changes the state comes in as one [`Msg`]; what the sources
 //! must do after it goes out as an [`Effect`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
-use super::WallTime;
+use super::{LogEnd, WallTime};
 use crate::inspect::{DeadLettersResponse, OrderHistory, WithJson};
 use crate::model::{BatchesResponse, OrdersResponse, StatsResponse, TailRecord};
 use crate::text::SafeText;
@@ -92,6 +93,9 @@ pub enum BrokerReport {
     },
 }
 
+// An API poll is the large one; a few messages a second go through the channel, so boxing it
+// would buy nothing but noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Msg {
     Action(Action),
@@ -104,6 +108,11 @@ pub enum Msg {
     Broker {
         at: WallTime,
         report: BrokerReport,
+    },
+    /// The ends of the topic's partitions as the topic source read them at `at`.
+    Watermarks {
+        at: WallTime,
+        ends: BTreeMap<i32, LogEnd>,
     },
     Tick(Instant),
     /// The answer to [`Effect::FetchOrder`].

@@ -6,10 +6,13 @@ use std::time::Instant;
 
 use super::inspect::{Detail, LineEdit, Purpose};
 use super::{
-    Action, ApiPoll, BrokerReport, Change, Connection, Effect, FetchError, Health, Msg, OrdersPane,
-    Pane, Polled, TailPane, PAGE, TAIL_CAPACITY,
+    lag, Action, ApiPoll, BrokerReport, Change, Connection, Effect, FetchError, Health, Msg,
+    OrdersPane, Pane, PartitionRow, Polled, TailPane, Trends, Watermarks, PAGE, TAIL_CAPACITY,
 };
-use crate::model::{BatchesResponse, Order, StatsResponse, TailBody, TailRecord, TenantStats};
+use crate::model::{
+    BatchesResponse, Order, PartitionLag, ProcessorStatus, StatsResponse, TailBody, TailRecord,
+    TenantStats,
+};
 use crate::rate::RateMeter;
 use crate::text::SafeText;
 
@@ -24,6 +27,9 @@ pub struct App {
     pub orders: OrdersPane,
     pub stats: Polled<StatsResponse>,
     pub batches: Polled<BatchesResponse>,
+    /// The ends of the topic's partitions as the topic source last read them.
+    pub watermarks: Option<Watermarks>,
+    pub trends: Trends,
     pub focus: Pane,
     /// The selected row of each pane (the first one it shows).
     pub(super) scroll: [usize; 4],
@@ -54,6 +60,8 @@ impl App {
             orders: OrdersPane::default(),
             stats: Polled::default(),
             batches: Polled::default(),
+            watermarks: None,
+            trends: Trends::default(),
             focus: Pane::Tail,
             scroll: [0; 4],
             filter: None,
@@ -88,6 +96,7 @@ impl App {
                 }
                 BrokerReport::Down { error } => self.broker.down(at, SafeText::new(&error)),
             },
+            Msg::Watermarks { at, ends } => self.watermarks = Some(Watermarks { at, ends }),
             Msg::Tick(now) => {
                 self.now = self.now.max(now);
                 self.rates.prune(self.now);
@@ -124,12 +133,20 @@ impl App {
         }
         self.orders.apply(poll.at, poll.tenant, poll.orders);
         self.stats.apply(poll.at, poll.stats);
+        let answered = poll.batches.is_ok();
         self.batches.apply(poll.at, poll.batches);
+        let lag = self.lag_total().ok().flatten();
+        let batches = self.batches.data.as_ref().filter(|_| answered);
+        let broker_up = self.broker.is_up();
+        self.trends
+            .sample(poll.at, batches, lag.filter(|_| answered), broker_up);
     }
 
     fn on_tail(&mut self, at: Instant, records: Vec<TailRecord>) {
         self.now = self.now.max(at);
         self.rates.record(at, &records);
+        self.trends
+            .arrived(records.iter().filter(|r| !r.backfill).count() as u64);
         let paused = self.tail.is_paused();
         let added: Vec<TailRecord> = self.tail.push(records).cloned().collect();
         let added_visible = added.iter().filter(|r| self.shows(r)).count();
@@ -280,6 +297,43 @@ impl App {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The processor's committed offsets on this screen's topic, as `/batches` last gave them.
+    pub fn committed(&self) -> Vec<&PartitionLag> {
+        self.batches
+            .data
+            .iter()
+            .flat_map(|b| &b.partitions)
+            .filter(|p| p.topic.as_ref().is_none_or(|t| *t == self.conn.topic))
+            .collect()
+    }
+
+    /// Each partition's lag against the end of the log this screen's own connection reads
+    /// (unknown while the broker does not answer it).
+    pub fn lag_rows(&self) -> Vec<PartitionRow> {
+        let ends = self.watermarks.as_ref().filter(|_| self.broker.is_up());
+        lag::rows(&self.committed(), self.batches.fetched_at, ends)
+    }
+
+    /// The sum of [`App::lag_rows`]: `Ok(None)` while one is unknown, `Err` if an offset is
+    /// ahead of its log.
+    pub fn lag_total(&self) -> Result<Option<i64>, String> {
+        lag::total(&self.lag_rows())
+    }
+
+    /// The processor's state as the latest `/batches` gave it, or why it is not known now: the
+    /// API does not answer, `/batches` failed, or the API does not say.
+    pub fn processor(&self) -> Result<&ProcessorStatus, String> {
+        match (&self.api, &self.batches.error, &self.batches.data) {
+            (Health::Down { .. }, _, _) => Err("API unreachable".into()),
+            (Health::Connecting, _, _) | (_, _, None) => Err("waiting for /batches".into()),
+            (_, Some(_), _) => Err("/batches failed".into()),
+            (_, None, Some(b)) => b
+                .processor
+                .as_ref()
+                .ok_or_else(|| "the API does not say".into()),
+        }
     }
 
     /// Events/s on the topic now, of one tenant or of all.

@@ -6,6 +6,8 @@
 //! batches of records every [`BATCH_INTERVAL`]: at 5,000 events/s that is a few messages a
 //! second on the channel, not thousands. Every [`METADATA_INTERVAL`] it re-reads the topic's
 //! metadata: that finds new partitions, and it is how a dead broker is noticed (and its return).
+//! Every [`WATERMARK_INTERVAL`] it asks the broker for each partition's end and sends it to the
+//! UI, which measures the processor's lag against it (`app/lag.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -23,11 +25,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::wall_now;
-use crate::app::{BrokerReport, Msg, TAIL_CAPACITY};
+use crate::app::{BrokerReport, LogEnd, Msg, TAIL_CAPACITY};
 use crate::model::TailRecord;
 
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
 pub const METADATA_INTERVAL: Duration = Duration::from_secs(2);
+pub const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
 const BROKER_TIMEOUT: Duration = Duration::from_millis(1500);
 /// The most records in one message to the UI (the UI keeps [`TAIL_CAPACITY`] anyway).
 const MAX_BATCH: usize = 2 * TAIL_CAPACITY;
@@ -181,6 +184,7 @@ fn run(
     };
     let mut positions: BTreeMap<i32, Position> = BTreeMap::new();
     let mut next_metadata = Instant::now();
+    let mut next_ends = Instant::now();
     let mut was_up: Option<bool> = None;
     let mut batch: Vec<TailRecord> = Vec::new();
     let mut batch_started = Instant::now();
@@ -217,6 +221,16 @@ fn run(
         if positions.is_empty() {
             std::thread::sleep(Duration::from_millis(100));
             continue;
+        }
+        if was_up == Some(true) && Instant::now() >= next_ends {
+            // Taken before asking: the ends are at least as new as this time.
+            let at = wall_now();
+            if let Some(ends) = read_ends(config, &consumer, &positions) {
+                if tx.blocking_send(Msg::Watermarks { at, ends }).is_err() {
+                    return;
+                }
+            }
+            next_ends = Instant::now() + WATERMARK_INTERVAL;
         }
         match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
@@ -289,6 +303,28 @@ fn record_of(m: &BorrowedMessage<'_>) -> TailRecord {
             .collect();
     }
     record
+}
+
+/// The first offset and the end of every assigned partition, from the broker now; `None` if it
+/// does not answer for one of them (the metadata refresh then reports it down).
+fn read_ends(
+    config: &TailConfig,
+    consumer: &BaseConsumer<TailContext>,
+    positions: &BTreeMap<i32, Position>,
+) -> Option<BTreeMap<i32, LogEnd>> {
+    let mut ends = BTreeMap::new();
+    for &p in positions.keys() {
+        match consumer.fetch_watermarks(&config.topic, p, BROKER_TIMEOUT) {
+            Ok((low, high)) => {
+                ends.insert(p, LogEnd { low, high });
+            }
+            Err(e) => {
+                debug!(partition = p, error = %e, "cannot read the end of the partition");
+                return None;
+            }
+        }
+    }
+    Some(ends)
 }
 
 /// Reads the topic's metadata; assigns partitions not yet assigned (at their end minus their

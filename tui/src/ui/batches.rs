@@ -1,17 +1,17 @@
-//! The processor's micro-batches (`/batches`): each partition's committed offset, high
-//! watermark and lag, then the recent batches with the offset range each read per partition.
+//! The processor's micro-batches (`/batches`): each partition's committed offset, the live end
+//! of the log as this screen's own broker connection reads it, and the lag between them; then
+//! the recent batches with the offset range each read per partition.
 
 use ratatui::prelude::*;
 
-use super::{draw_api_status, line, pane_block, time_of_day, title_extras, Grid};
-use crate::app::{App, Pane};
+use super::{dim, draw_api_status, line, pane_block, time_of_day, title_extras, wrapped, Grid};
+use crate::app::{App, Lag, Pane};
 use crate::model::Batch;
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let data = app.batches.data.as_ref();
     let batches = data.map(|d| d.batches.as_slice()).unwrap_or_default();
-    let mut partitions = data.map(|d| d.partitions.clone()).unwrap_or_default();
-    partitions.sort_by_key(|p| p.partition);
+    let partitions = app.lag_rows();
     let narrow = area.width < 72;
 
     let name = if narrow { "Batches" } else { "Micro-batches" };
@@ -20,14 +20,17 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Style::new().add_modifier(Modifier::BOLD),
     )];
     if !partitions.is_empty() {
-        let lag: i64 = partitions.iter().filter_map(|p| p.lag).sum();
-        title.push(Span::raw(format!(" · lag {lag}")));
+        match app.lag_total() {
+            Ok(Some(lag)) => title.push(Span::raw(format!(" · lag {lag}"))),
+            Ok(None) => title.push(Span::raw(" · lag ?")),
+            Err(_) => title.push(Span::styled(
+                " · lag error",
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            )),
+        }
     }
     if app.filter.is_some() {
-        title.push(Span::styled(
-            " · all tenants",
-            Style::new().fg(Color::DarkGray),
-        ));
+        title.push(Span::styled(" · all tenants", super::dim()));
     }
     title.extend(title_extras(app, Pane::Batches, batches.len()));
     let block = pane_block(app, Pane::Batches, title);
@@ -36,7 +39,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let buf = frame.buffer_mut();
     let bottom = inner.bottom();
     let mut y = draw_api_status(buf, inner, inner.y, app, &app.batches, "/batches");
-    if data.is_none() {
+    if data.is_none() && partitions.is_empty() {
         return;
     }
 
@@ -63,37 +66,51 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         }
         let dash = || "-".to_owned();
         grid.cell(buf, y, 0, &p.partition.to_string(), Style::new());
-        grid.cell(buf, y, 1, &p.next_offset.to_string(), Style::new());
+        grid.cell(
+            buf,
+            y,
+            1,
+            &p.committed.map_or_else(dash, |c| c.to_string()),
+            Style::new(),
+        );
         grid.cell(
             buf,
             y,
             2,
-            &p.high_watermark.map_or_else(dash, |h| h.to_string()),
+            &p.end.map_or_else(|| "?".to_owned(), |h| h.to_string()),
             Style::new(),
         );
         let lag_style = match p.lag {
-            Some(l) if l > 0 => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
-            _ => Style::new().fg(Color::Green),
+            Lag::Records(0) => Style::new().fg(Color::Green),
+            Lag::Records(_) => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            Lag::AheadOfLog { .. } => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            Lag::Pending | Lag::Unknown => dim(),
         };
-        grid.cell(
-            buf,
-            y,
-            3,
-            &p.lag.map_or_else(dash, |l| l.to_string()),
-            lag_style,
-        );
+        grid.cell(buf, y, 3, &p.lag.cell(), lag_style);
         y += 1;
+    }
+    // An offset past the end of the log is said in words under the table.
+    for error in partitions.iter().filter_map(|p| {
+        p.lag
+            .error()
+            .map(|e| format!("partition {}: {e}", p.partition))
+    }) {
+        if y >= bottom {
+            return;
+        }
+        y += wrapped(
+            buf,
+            inner,
+            y,
+            &error,
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            2,
+        );
     }
 
     if batches.is_empty() {
         if y < bottom {
-            line(
-                buf,
-                inner,
-                y,
-                "no batches yet",
-                Style::new().fg(Color::DarkGray),
-            );
+            line(buf, inner, y, "no batches yet", super::dim());
         }
         return;
     }
@@ -128,7 +145,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             let done = done.get(..8).unwrap_or(&done);
             let x = inner.x + inner.width.saturating_sub(done.len() as u16);
             if head.len() + done.len() < inner.width as usize {
-                buf.set_stringn(x, y, done, done.len(), Style::new().fg(Color::DarkGray));
+                buf.set_stringn(x, y, done, done.len(), super::dim());
             }
             line(buf, inner, y + 1, &format!("  {}", ranges(b)), Style::new());
             y += 2;
@@ -175,13 +192,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 &format!("#{}", b.batch_id),
                 Style::new().fg(Color::Cyan),
             );
-            grid.cell(
-                buf,
-                y,
-                1,
-                done.get(..8).unwrap_or(&done),
-                Style::new().fg(Color::DarkGray),
-            );
+            grid.cell(buf, y, 1, done.get(..8).unwrap_or(&done), super::dim());
             grid.cell(buf, y, 2, &b.input_rows.to_string(), Style::new());
             grid.cell(buf, y, 3, &b.events_inserted.to_string(), Style::new());
             grid.cell(buf, y, 4, &b.duplicates.to_string(), Style::new());

@@ -1,7 +1,9 @@
 //! Drawing: a pure function of [`App`] onto a frame, one file per pane.
 //!
-//! The layout is a 2×2 grid between a one-line header and a one-line footer: the topic tail
-//! and the orders on top, the stats and the micro-batches below. On a narrow terminal (80×24)
+//! The layout is a 2×2 grid between a header (the API, Kafka and the processor's state, on as
+//! few lines as fit), a strip of sparklines (the last minutes' rates, lag and batch durations)
+//! and a one-line footer: the topic tail and the orders on top, the stats and the
+//! micro-batches below. On a narrow terminal (80×24)
 //! the left column takes a little more width and the panes use compact formats; wider, every
 //! pane adds columns (times, currencies, batch details), and taller, more rows.
 
@@ -11,6 +13,7 @@ mod detail;
 mod orders;
 mod stats;
 mod tail;
+mod trends;
 
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, BorderType, Borders};
@@ -25,13 +28,15 @@ const WIDE_SCREEN: u16 = 120;
 pub fn draw(frame: &mut Frame<'_>, app: &App) {
     let area = frame.area();
     let header_lines = chrome::header_height(app, area.width);
-    let [header, body, footer] = Layout::vertical([
+    let [header, strip, body, footer] = Layout::vertical([
         Constraint::Length(header_lines),
+        Constraint::Length(trends::height(area)),
         Constraint::Min(0),
         Constraint::Length(1),
     ])
     .areas(area);
     chrome::header(frame, header, app);
+    trends::draw(frame, strip, app);
     chrome::footer(frame, footer, app);
 
     if let Some(d) = &app.detail {
@@ -128,14 +133,25 @@ fn grid(frame: &mut Frame<'_>, body: Rect, app: &App) {
         Constraint::Percentage(left),
         Constraint::Percentage(100 - left),
     ];
-    let [top, bottom] =
-        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
+    // On a short screen the bottom panes get half: the stats of three tenants still fit.
+    let top_share = if body.height < 24 { 50 } else { 55 };
+    let [top, bottom] = Layout::vertical([
+        Constraint::Percentage(top_share),
+        Constraint::Percentage(100 - top_share),
+    ])
+    .areas(body);
     let [tail_area, orders_area] = Layout::horizontal(columns).areas(top);
     let [stats_area, batches_area] = Layout::horizontal(columns).areas(bottom);
     draw_pane(frame, tail_area, app, Pane::Tail);
     draw_pane(frame, orders_area, app, Pane::Orders);
     draw_pane(frame, stats_area, app, Pane::Stats);
     draw_pane(frame, batches_area, app, Pane::Batches);
+}
+
+/// Secondary text: dimmed rather than dark grey, which some 16-colour themes draw in the
+/// background's own colour.
+pub fn dim() -> Style {
+    Style::new().add_modifier(Modifier::DIM)
 }
 
 /// The frame of a pane: a title line on top (thick and cyan when focused) and, for the left
@@ -156,7 +172,7 @@ fn pane_block<'a>(app: &App, pane: Pane, title: Vec<Span<'a>>) -> Block<'a> {
             .border_style(Style::new().fg(Color::Cyan))
             .title_style(Style::new().add_modifier(Modifier::BOLD))
     } else {
-        block.border_style(Style::new().fg(Color::DarkGray))
+        block.border_style(dim())
     }
 }
 
@@ -189,10 +205,7 @@ fn title_extras(app: &App, pane: Pane, rows: usize) -> Vec<Span<'static>> {
     }
     let scroll = app.scroll(pane);
     if scroll > 0 {
-        spans.push(Span::styled(
-            format!(" · {}/{}", scroll + 1, rows),
-            Style::new().fg(Color::DarkGray),
-        ));
+        spans.push(Span::styled(format!(" · {}/{}", scroll + 1, rows), dim()));
     }
     spans
 }
@@ -344,10 +357,7 @@ fn api_status<T>(
             format!("{stale}{route}: {error}"),
             Style::new().fg(Color::Red),
         )),
-        _ if polled.data.is_none() => Some((
-            format!("waiting for {route}…"),
-            Style::new().fg(Color::DarkGray),
-        )),
+        _ if polled.data.is_none() => Some((format!("waiting for {route}…"), dim())),
         _ => None,
     }
 }

@@ -57,13 +57,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let bottom = inner.bottom();
     let mut y = draw_api_status(buf, inner, inner.y, app, &app.orders.polled, "/orders");
     if app.orders.polled.data.is_some() && rows.is_empty() && y < bottom {
-        line(
-            buf,
-            inner,
-            y,
-            "no orders yet",
-            Style::new().fg(Color::DarkGray),
-        );
+        line(buf, inner, y, "no orders yet", super::dim());
         y += 1;
     }
     if rows.is_empty() || y >= bottom {

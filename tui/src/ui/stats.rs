@@ -72,8 +72,12 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let last = bottom.saturating_sub(1);
 
     let plain = Style::new();
+    // Narrow, each tenant's count per status goes on a line under it, if every tenant shown
+    // still fits; otherwise the tenants come first.
+    let shown = tenants.len().saturating_sub(app.scroll(Pane::Stats));
+    let with_counts = narrow && shown * 2 <= last.saturating_sub(y) as usize;
     for t in tenants.iter().skip(app.scroll(Pane::Stats)) {
-        let lines = if narrow { 2 } else { 1 };
+        let lines = if with_counts { 2 } else { 1 };
         if y + lines > last {
             break;
         }
@@ -89,6 +93,8 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         let ev = rate(app.rate(Some(&t.tenant)));
         if narrow {
             grid.cell(buf, y, 3, &ev, plain);
+        }
+        if with_counts {
             // The count per status under the row; in short numbers, then with short labels,
             // if whole ones do not fit.
             let counts = EventType::ALL.map(|ty| t.count(ty));
@@ -102,8 +108,8 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             if super::width(&split) > inner.width {
                 split = format!("plc {placed} paid {paid} shp {shipped} cxl {cancelled}");
             }
-            line(buf, inner, y + 1, &split, Style::new().fg(Color::DarkGray));
-        } else {
+            line(buf, inner, y + 1, &split, super::dim());
+        } else if !narrow {
             for (i, ty) in EventType::ALL.into_iter().enumerate() {
                 grid.cell(
                     buf,

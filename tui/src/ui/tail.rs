@@ -46,10 +46,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         )),
         (_, Some(note)) => Some((note.to_string(), Style::new().fg(Color::Yellow))),
-        _ if rows.is_empty() => Some((
-            "waiting for records…".to_owned(),
-            Style::new().fg(Color::DarkGray),
-        )),
+        _ if rows.is_empty() => Some(("waiting for records…".to_owned(), super::dim())),
         _ => None,
     };
     if let Some((text, style)) = status {
@@ -125,7 +122,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             TailBody::Event(e) => {
                 if !narrow {
                     let time = e.event_time.format("%H:%M:%S%.3fZ").to_string();
-                    grid.cell(buf, y, 2, &time, Style::new().fg(Color::DarkGray));
+                    grid.cell(buf, y, 2, &time, super::dim());
                 }
                 grid.cell(buf, y, first_text, e.tenant.as_str(), Style::new());
                 let ty = if narrow {
@@ -137,13 +134,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 grid.cell(buf, y, first_text + 2, e.order_id.as_str(), Style::new());
                 grid.cell(buf, y, first_text + 3, &money(e.amount_cents), Style::new());
                 if !narrow {
-                    grid.cell(
-                        buf,
-                        y,
-                        first_text + 4,
-                        e.currency.as_str(),
-                        Style::new().fg(Color::DarkGray),
-                    );
+                    grid.cell(buf, y, first_text + 4, e.currency.as_str(), super::dim());
                 }
             }
             TailBody::Malformed { key, reason } => {

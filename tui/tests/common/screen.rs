@@ -8,10 +8,10 @@ use chrono::{FixedOffset, TimeZone};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::Terminal;
-use spine_tui::app::{ApiPoll, App, BrokerReport, Msg, WallTime};
+use spine_tui::app::{ApiPoll, App, BrokerReport, LogEnd, Msg, WallTime};
 use spine_tui::model::{
-    Batch, BatchesResponse, Order, OrdersResponse, PartitionLag, PartitionRange, StatsResponse,
-    TailRecord, TenantStats,
+    Batch, BatchesResponse, Order, OrdersResponse, PartitionLag, PartitionRange, ProcessorState,
+    ProcessorStatus, StatsResponse, TailRecord, TenantStats,
 };
 
 pub fn at(secs: u32) -> WallTime {
@@ -78,6 +78,9 @@ pub fn batches() -> BatchesResponse {
         fetch_ms: 12.5,
         write_ms: 30.1,
         total_ms: ms,
+        input_rate: Some(300.0),
+        process_rate: Some(35_000.0),
+        commit_lag_s: Some(0.4),
         partitions: ranges
             .iter()
             .map(|&(partition, start_offset, end_offset)| PartitionRange {
@@ -99,20 +102,60 @@ pub fn batches() -> BatchesResponse {
                 next_offset: 600,
                 high_watermark: Some(650),
                 lag: Some(50),
+                ..PartitionLag::default()
             },
+            // The API's stored end says 0; the live end (`live_ends`) says 10.
             PartitionLag {
                 partition: 1,
                 next_offset: 590,
                 high_watermark: Some(590),
                 lag: Some(0),
+                ..PartitionLag::default()
             },
             PartitionLag {
                 partition: 2,
                 next_offset: 480,
                 high_watermark: None,
                 lag: None,
+                ..PartitionLag::default()
+            },
+            // Another topic's offsets: not this screen's.
+            PartitionLag {
+                topic: Some("other".into()),
+                partition: 7,
+                next_offset: 5,
+                ..PartitionLag::default()
             },
         ],
+        processor: Some(processor(ProcessorState::Running, Some(1.0), Some(1.2))),
+    }
+}
+
+/// The processor as `/batches` describes it.
+pub fn processor(
+    state: ProcessorState,
+    last_batch_age_s: Option<f64>,
+    event_time_lag_s: Option<f64>,
+) -> ProcessorStatus {
+    ProcessorStatus {
+        state,
+        last_batch_at: last_batch_age_s.map(|_| "2026-11-25T12:00:02Z".into()),
+        last_batch_age_s,
+        trigger_interval_ms: Some(1000),
+        lag_records: Some(80),
+        event_time_lag_s,
+        replicas: vec![],
+    }
+}
+
+/// The ends of the topic's partitions as the topic source read them at `secs`.
+pub fn live_ends(secs: u32, ends: &[(i32, i64)]) -> Msg {
+    Msg::Watermarks {
+        at: at(secs),
+        ends: ends
+            .iter()
+            .map(|&(p, high)| (p, LogEnd { low: 0, high }))
+            .collect(),
     }
 }
 
@@ -134,7 +177,9 @@ pub fn api_down(secs: u32) -> Msg {
 }
 
 /// A screen with everything on it: two polls (so one order changed status and one is new),
-/// twelve records on the tail (one malformed, one with a hostile tenant), both sources up.
+/// twelve records on the tail (one malformed, one with a hostile tenant), both sources up, the
+/// processor running, and the live ends of the partitions read after the polls (lag 50 + 10 +
+/// 20).
 pub fn fixture() -> App {
     let t0 = Instant::now();
     let mut app = super::local_app(t0);
@@ -199,6 +244,7 @@ pub fn fixture() -> App {
         Some(hostile.as_bytes()),
     ));
     app.update(Msg::Tail { at: t0, records });
+    app.update(live_ends(3, &[(0, 650), (1, 600), (2, 500)]));
     app.update(Msg::Tick(t0 + Duration::from_secs(2)));
     app
 }
