@@ -23,10 +23,15 @@ fn typed(app: &mut App, text: &str) {
     }
 }
 
-/// The lines of the screen between the header and the footer.
+/// The lines of the screen below the header (and its sparkline strip) and above the footer:
+/// the first is the open view's title.
 fn body(app: &App) -> Vec<String> {
     let l = lines(&render(app, 80, 24));
-    l[1..23].to_vec()
+    let header = l
+        .iter()
+        .position(|line| line.starts_with(' ') && line.contains('─') || line.contains('━'))
+        .unwrap_or(1);
+    l[header..23].to_vec()
 }
 
 #[test]

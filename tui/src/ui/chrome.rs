@@ -198,10 +198,10 @@ pub fn help(frame: &mut Frame<'_>, app: &App) {
     lines.push(Line::raw(""));
     lines.extend(
         [
-            "Tail: newest first, read without committing any offset. Red rows: malformed records (dead letters), with the reason.",
+            "Tail: newest first, never commits offsets. Red: malformed (dead letters).",
             "Orders: yellow = status changed in the latest batch, green = new in the list.",
-            "Processor: running, idle, stalled (records wait, no batch lately), down; unknown while the API is down.",
-            "Lag: end of the log read now - committed offset. Strip: last 3 min of in vs done records/s, lag, batch ms.",
+            "Processor: running, idle, stalled, down; unknown while the API is down.",
+            "Lag = log end now - committed. Strip: 3 min of in/done rec/s, lag, batch ms.",
         ]
         .map(Line::raw),
     );

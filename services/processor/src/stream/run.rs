@@ -14,8 +14,8 @@ use tracing::{debug, info, warn};
 
 use super::decide::{self, AvailableNow, BatchStep, Progress};
 use super::offsets::{commit_to_kafka, stored_offsets_reached, topic_end_offsets};
-use super::stall::{self, StallShared};
 use super::rates::InputRate;
+use super::stall::{self, StallShared};
 use super::{format_offsets, lock, LoopConfig, StreamContext, Summary};
 use crate::batch::Batch;
 use crate::faults::FaultPoints;
