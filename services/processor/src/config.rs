@@ -31,6 +31,12 @@ pub struct ProcessorArgs {
           value_parser = |s: &str| parse_u64_in(s, 1, 10_000_000, "a whole number of rows"))]
     pub max_batch_rows: u64,
 
+    /// The most bytes (record keys and values, as read) one micro-batch takes; a batch is cut
+    /// when either this or MAX_BATCH_ROWS is reached
+    #[arg(long = "max-batch-bytes", env = "MAX_BATCH_BYTES", default_value = "16777216",
+          value_parser = |s: &str| parse_u64_in(s, 1024, MAX_BATCH_BYTES_LIMIT, "a whole number of bytes"))]
+    pub max_batch_bytes: u64,
+
     /// Process everything up to the end of the topic as seen at start, then exit 0 (as Spark's
     /// Trigger.AvailableNow)
     #[arg(long = "available-now")]
@@ -47,6 +53,10 @@ pub struct ProcessorArgs {
     #[arg(long = "crash-at", env = "SPINE_CRASH_AT", hide = true)]
     pub crash_at: Option<CrashPoint>,
 }
+
+/// The largest `MAX_BATCH_BYTES` accepted (512 MiB): far below what one Postgres statement
+/// can carry (1 GiB).
+pub const MAX_BATCH_BYTES_LIMIT: u64 = 512 * 1024 * 1024;
 
 impl ProcessorArgs {
     pub fn trigger_interval(&self) -> Duration {
