@@ -8,17 +8,21 @@ SPINE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/spine
 # Compiled artefacts outside the clone: a fresh clone reuses the dependencies already built.
 export CARGO_TARGET_DIR ?= $(SPINE_CACHE)/target
 export SPINE_CACHE
+# Recipes that need `make up`'s state (SPINE_STATE) or ports (SPINE_API_PORT) source the file
+# up.sh reads them from, so both always agree.
+ENV := . scripts/env.sh &&
 
 .PHONY: help setup build up down logs status tui test lint bench clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
-	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on='\033[36m' off='\033[0m'; else on= off=; fi; \
+	  grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "}; {printf "  %s%-14s%s %s\n", on, $$1, off, $$2}'
 
 setup: ## Install what building, testing and running need (apt packages, Tansu, validators)
 	scripts/setup.sh
 
-build: ## Build release binaries of all four services
+build: ## Build release binaries: the four services and spine-bench
 	cargo build --release --locked --bins
 
 up: ## Start Postgres, the broker, processor, API and producer locally; open spine-tui in a terminal
@@ -28,14 +32,15 @@ down: ## Stop exactly what `make up` started
 	scripts/down.sh
 
 logs: ## Follow the logs of everything `make up` started
-	@ls .spine/logs/*.log >/dev/null 2>&1 || { echo "nothing has run yet: make up"; exit 1; }
-	tail -n 40 -F .spine/logs/*.log
+	@$(ENV) { ls "$$SPINE_STATE"/logs/*.log >/dev/null 2>&1 || { echo "nothing has run yet: make up"; exit 1; }; \
+	  exec tail -n 40 -F "$$SPINE_STATE"/logs/*.log; }
 
 status: ## Show what `make up` started and whether it is still running
 	@scripts/up.sh --status
 
 tui: ## Open spine-tui against the local spine
-	"$(CARGO_TARGET_DIR)/release/spine-tui" --api http://localhost:8000 --brokers "$${KAFKA_BOOTSTRAP:-127.0.0.1:9092}" --log-file .spine/logs/spine-tui.log
+	@$(ENV) mkdir -p "$$SPINE_STATE/logs" && exec "$$CARGO_TARGET_DIR/release/spine-tui" --api "http://localhost:$$SPINE_API_PORT" \
+	  --brokers "$${KAFKA_BOOTSTRAP:-127.0.0.1:9092}" --log-file "$$SPINE_STATE/logs/spine-tui.log"
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check
@@ -50,8 +55,10 @@ test: setup lint ## Every test: fmt, clippy, unit, Postgres/broker integration, 
 bench: ## Measure: processor catch-up of 1M events (CPU per million), broker ceiling, API under load
 	scripts/bench.sh
 
-clean: ## Remove local state (.spine/) after `make down`; keeps the build cache
+clean: ## Remove local state (SPINE_STATE, default .spine/) after `make down`; keeps the build cache
 	@if scripts/up.sh --status >/dev/null 2>&1; then echo "still running: make down first"; exit 1; fi
-	rm -rf .spine
+	@# As root, up.sh keeps Postgres' data outside the clone, linked from $$SPINE_STATE/pg: remove both.
+	@$(ENV) if [ -L "$$SPINE_STATE/pg" ]; then rm -rf -- "$$(readlink "$$SPINE_STATE/pg")"; fi; \
+	  echo "rm -rf $$SPINE_STATE"; rm -rf -- "$$SPINE_STATE"
 
 include deploy/deploy.mk

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# `make bench`: builds release binaries and runs the benchmark harness
-# (services/testkit/src/bin/spine-bench.rs). Extra arguments go to the harness, e.g.
+# `make bench`: builds release binaries and runs the benchmark harness, spine-bench
+# (bench/src/main.rs). Extra arguments go to the harness, e.g.
 #   scripts/bench.sh --events 200000 --skip-api
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/env.sh
+. scripts/lib.sh
 scripts/setup.sh apt
 scripts/setup.sh tansu
 scripts/setup.sh benchtools
 export SPINE_BENCH_PYTHON="$PYTOOLS/bin/python"
+say "building release binaries"
 cargo build --release --locked --bins --quiet
-exec "$CARGO_TARGET_DIR/release/spine-bench" "$@"
+BENCH="$CARGO_TARGET_DIR/release/spine-bench"
+[ -x "$BENCH" ] || die "$BENCH is missing after the build: is bench/ a member of the workspace?"
+exec "$BENCH" "$@"

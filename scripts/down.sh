@@ -2,9 +2,8 @@
 # `make down`: stops exactly what `make up` started (by its pid files), newest first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/env.sh
+. scripts/lib.sh
 RUN="$SPINE_STATE/run"
-say() { printf '\033[1;32m[down]\033[0m %s\n' "$*"; }
 
 stop() { # name: SIGTERM (the services flush and commit), then SIGKILL after 20 s
   local f="$RUN/$1.pid" pid
@@ -33,4 +32,4 @@ if [ -f "$RUN/postgres.pid" ]; then
   kill -0 "$(cat "$RUN/postgres.pid")" 2>/dev/null && stop postgres # pg_ctl could not stop it
   rm -f "$RUN/postgres.pid"
 fi
-say "everything make up started is stopped (data kept in .spine/; make clean removes it)"
+say "everything make up started is stopped (data kept in $SPINE_STATE; make clean removes it)"

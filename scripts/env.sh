@@ -1,4 +1,5 @@
-# Shared paths for spine's scripts. Sourced, not run.
+# Shared paths and ports for spine's scripts and the Makefile. Sourced, not run (scripts source
+# lib.sh, which sources this and adds say/warn/die).
 # Everything built or downloaded once per machine lives under SPINE_CACHE, outside the clone.
 SPINE_CACHE=${SPINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spine}
 TANSU_VERSION=0.6.0
@@ -27,3 +28,8 @@ export CARGO_TARGET_DIR
 # Where `make up` keeps its state: the clone's .spine/ (logs, pid files, Postgres data).
 SPINE_STATE=${SPINE_STATE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.spine}
 export SPINE_STATE
+
+# The ports `make up` serves on, read by up.sh and by the Makefile's targets (make tui).
+SPINE_API_PORT=${SPINE_API_PORT:-8000}
+SPINE_PG_PORT=${SPINE_PG_PORT:-55432}
+export SPINE_API_PORT SPINE_PG_PORT

@@ -12,11 +12,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=scripts/env.sh
-. "$here/env.sh"
-
-log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
-die() { printf '\033[1;31m[setup]\033[0m %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
 
 sudo_if_needed() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -42,7 +39,7 @@ setup_apt() {
   # The live page's test runs it in a real (headless) browser.
   command -v chromium >/dev/null || missing+=(chromium)
   if [ ${#missing[@]} -eq 0 ]; then return 0; fi
-  log "installing Debian packages: ${missing[*]}"
+  say "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   sudo_if_needed apt-get update -qq
   sudo_if_needed apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -54,7 +51,7 @@ setup_tansu() {
   if [ -x "$TANSU_BIN" ]; then return 0; fi
   command -v cargo >/dev/null || die "cargo is missing: install Rust (https://rustup.rs) first"
   command -v cmake >/dev/null || setup_apt
-  log "building the local broker, Tansu $TANSU_VERSION (once per machine, ~11 min on 2 cores) into $TANSU_ROOT"
+  say "building the local broker, Tansu $TANSU_VERSION (once per machine, ~11 min on 2 cores) into $TANSU_ROOT"
   mkdir -p "$TANSU_ROOT"
   # Its own target dir so an interrupted build resumes instead of starting over.
   CARGO_TARGET_DIR="$SPINE_CACHE/tansu-build" \
@@ -67,13 +64,13 @@ setup_tansu() {
 setup_benchtools() {
   setup_pytools
   if "$PYTOOLS/bin/python" -c 'import confluent_kafka, psycopg2' 2>/dev/null; then return 0; fi
-  log "installing confluent-kafka and psycopg2-binary into $PYTOOLS (for the benchmark's baseline)"
+  say "installing confluent-kafka and psycopg2-binary into $PYTOOLS (for the benchmark's baseline)"
   "$PYTOOLS/bin/pip" install -q --disable-pip-version-check 'confluent-kafka==2.*' 'psycopg2-binary==2.9.*' >&2
 }
 
 setup_pytools() {
   if [ -x "$PYTOOLS/bin/kubernetes-validate" ]; then return 0; fi
-  log "installing kubernetes-validate into $PYTOOLS"
+  say "installing kubernetes-validate into $PYTOOLS"
   python3 -m venv "$PYTOOLS" >&2 || die "python3 -m venv failed: install python3-venv"
   "$PYTOOLS/bin/pip" install -q --disable-pip-version-check 'kubernetes-validate==1.31.*' >&2
 }

@@ -14,17 +14,13 @@
 #   scripts/up.sh --status   what is running (exit 1 if nothing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/env.sh
+. scripts/lib.sh
 
-PG_PORT=${SPINE_PG_PORT:-55432}
-API_PORT=${SPINE_API_PORT:-8000}
+PG_PORT=$SPINE_PG_PORT
+API_PORT=$SPINE_API_PORT
 LOGS="$SPINE_STATE/logs"
 RUN="$SPINE_STATE/run"
 BIN="$CARGO_TARGET_DIR/release"
-
-say() { printf '\033[1;32m[up]\033[0m %s\n' "$*"; }
-warn() { printf '\033[1;33m[up]\033[0m %s\n' "$*" >&2; }
-die() { printf '\033[1;31m[up]\033[0m %s\n' "$*" >&2; exit 1; }
 
 running() { # name -> 0 if its pid file names a live process (not one dying or a zombie)
   local f="$RUN/$1.pid" pid state

@@ -1,4 +1,5 @@
-//! `spine-tui`'s command line (SPEC.md's table: `SPINE_API`, `KAFKA_BOOTSTRAP`, `TOPIC`).
+//! `spine-tui`'s command line: `SPINE_API`, `KAFKA_BOOTSTRAP`, `TOPIC` (docs/contracts.md,
+//! "Configuration").
 
 use std::path::PathBuf;
 
@@ -24,10 +25,6 @@ pub struct TuiArgs {
     /// Where the UI writes its log (never to the screen) [default: spine-tui.log in the temp directory]
     #[arg(long = "log-file")]
     pub log_file: Option<PathBuf>,
-
-    /// Test hook: panic this many milliseconds after start (proves the terminal is restored)
-    #[arg(long = "test-panic-after-ms", hide = true)]
-    pub test_panic_after_ms: Option<u64>,
 
     #[command(subcommand)]
     pub command: Option<Command>,

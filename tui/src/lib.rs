@@ -1,4 +1,4 @@
-//! `spine-tui`: the terminal observer of the whole spine (SPEC.md "`spine-tui`").
+//! `spine-tui`: the terminal observer of the whole spine (docs/contracts.md, "spine-tui").
 //!
 //! - [`app`]: the state and every transition, pure (no IO, time passed in);
 //! - [`ui`]: draws the state, one file per pane;
@@ -6,10 +6,13 @@
 //! - [`sources`]: the API poller (a task) and the topic tail (a thread), reporting by message;
 //! - [`peek`]: `spine-tui peek --num N`, the newest records as JSON lines;
 //! - [`model`], [`text`], [`rate`], [`keys`], [`config`]: the data, safe strings, the events/s
-//!   meter, the key bindings and the command line.
+//!   meter, the key bindings and the command line;
+//! - `faults` (only with the `test-hooks` feature, which tests enable): fault injection.
 
 pub mod app;
 pub mod config;
+#[cfg(feature = "test-hooks")]
+pub mod faults;
 pub mod keys;
 pub mod model;
 pub mod peek;

@@ -1,5 +1,5 @@
-//! What the sources deliver: the API's JSON answers (SPEC.md "HTTP API") and the topic's
-//! records. Every string in them is a [`SafeText`], cleaned as it is decoded.
+//! What the sources deliver: the API's JSON answers (docs/contracts.md, "HTTP API") and the
+//! topic's records. Every string in them is a [`SafeText`], cleaned as it is decoded.
 //!
 //! Fields the panes can do without default when missing, so an API that adds or drops a
 //! column degrades one cell, not the whole pane.

@@ -30,6 +30,8 @@ const IDLE_REDRAW: Duration = Duration::from_secs(1);
 
 /// Runs the UI until `q`, Esc, Ctrl-C or SIGTERM.
 pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
+    #[cfg(feature = "test-hooks")]
+    let faults = crate::faults::Faults::from_env()?;
     let conn = Connection {
         api: SafeText::new(&args.api),
         brokers: SafeText::new(&args.kafka.bootstrap),
@@ -67,13 +69,9 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
         EventStream::new(),
         spine_core::shutdown::signal(),
     );
-    let result = match args.test_panic_after_ms {
-        None => ui.await,
-        Some(ms) => tokio::select! {
-            r = ui => r,
-            () = tokio::time::sleep(Duration::from_millis(ms)) => panic!("test panic (--test-panic-after-ms)"),
-        },
-    };
+    #[cfg(feature = "test-hooks")]
+    let ui = faults.around(ui);
+    let result = ui.await;
     ratatui::restore();
     cancel.cancel();
     let stats = result?;

@@ -1,5 +1,5 @@
-//! A local Tansu broker (Kafka wire protocol) on a fresh SQLite file. See SPEC.md "The local
-//! broker" for why Tansu, and its known limits.
+//! A local Tansu broker (Kafka wire protocol) on a fresh SQLite file. See docs/architecture.md,
+//! "The local broker", for why Tansu, and its known limits.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

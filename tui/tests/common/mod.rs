@@ -1,6 +1,10 @@
 //! Helpers shared by spine-tui's integration tests.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod screen;
+pub mod services;
+pub mod tmux;
+
 use std::time::Instant;
 
 use spine_testkit::kafka::Raw;

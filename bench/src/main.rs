@@ -289,7 +289,7 @@ async fn main() {
     match std::env::var("SPINE_BENCH_PYTHON") {
         Ok(python) if !python.is_empty() => {
             let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench/seed_processor.py");
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bench/seed_processor.py");
             let pg_before = postgres_cpu(postmaster);
             let cpu_before = cpu_seconds(std::process::id(), true);
             let mut seed = Command::new(python);

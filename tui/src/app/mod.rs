@@ -1,0 +1,37 @@
+//! The state of the screen and every way it changes: pure, no IO, no clock of its own.
+//!
+//! The event loop folds everything into one [`Msg`] stream: key actions, poll results of the
+//! API, batches of topic records, broker reports and ticks. [`App::update`] applies one and, when
+//! a source must change what it fetches (the tenant filter), says so with an [`Effect`]. Time
+//! comes in with the messages, so every transition is testable as a plain function call.
+//!
+//! - `msg.rs`: what comes in ([`Msg`], [`Action`], [`ApiPoll`], [`BrokerReport`]) and what goes
+//!   out ([`Effect`]);
+//! - `health.rs`: whether the API and the broker answer ([`Health`]), and what the header names;
+//! - `panes.rs`: the focus ([`Pane`]) and the state of each pane ([`TailPane`], [`OrdersPane`],
+//!   [`Polled`]);
+//! - `state.rs`: [`App`], the whole screen, and [`App::update`];
+//! - `fixtures.rs`: the data their unit tests share.
+
+mod health;
+mod msg;
+mod panes;
+mod state;
+
+#[cfg(test)]
+mod fixtures;
+
+use chrono::{DateTime, FixedOffset};
+
+pub use health::{Connection, Health};
+pub use msg::{Action, ApiPoll, BrokerReport, Effect, FetchError, Fetched, Msg};
+pub use panes::{Change, OrdersPane, Pane, Polled, TailPane};
+pub use state::App;
+
+/// Wall-clock time as the user reads it (local time, with its offset, so tests can fix it).
+pub type WallTime = DateTime<FixedOffset>;
+
+/// The most topic records kept (the tail is a ring buffer).
+pub const TAIL_CAPACITY: usize = 1000;
+/// Rows moved by PgUp/PgDn.
+pub const PAGE: usize = 10;
