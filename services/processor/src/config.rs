@@ -100,3 +100,35 @@ impl FromStr for CrashPoint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use spine_core::config::one_line_error;
+
+    fn error_of(args: &[&str]) -> String {
+        let err = ProcessorArgs::try_parse_from(args).expect_err("should fail");
+        one_line_error(&err, &ProcessorArgs::command())
+    }
+
+    #[test]
+    fn max_batch_bytes_defaults_to_16_mib_and_a_bad_one_is_one_line() {
+        let arg = ProcessorArgs::command()
+            .get_arguments()
+            .find(|a| a.get_long() == Some("max-batch-bytes"))
+            .map(|a| a.get_default_values()[0].to_string_lossy().into_owned());
+        assert_eq!(arg.as_deref(), Some("16777216"));
+        for bad in ["12", "1GB", "536870913"] {
+            let e = error_of(&["spine-processor", "--max-batch-bytes", bad]);
+            assert!(
+                e.starts_with("invalid MAX_BATCH_BYTES (--max-batch-bytes)")
+                    && e.contains("expected a whole number of bytes from 1024 to 536870912")
+                    && !e.contains('\n'),
+                "{e}"
+            );
+        }
+        let ok = ProcessorArgs::try_parse_from(["spine-processor", "--max-batch-bytes", "1024"]);
+        assert_eq!(ok.expect("valid").max_batch_bytes, 1024);
+    }
+}
