@@ -32,9 +32,10 @@ phase-0-down: ## Destroy the kind cluster made by phase-0 (and everything in it)
 	$(TOFU) -chdir=$(TOFU_DIR) destroy -input=false $(TOFU_APPLY_FLAGS)
 
 phase-1: images ## Apply phase 0 + phase 1 to the current kube context and wait for it
-	@$(KUBECTL) -n $(NAMESPACE) get secret postgres-credentials >/dev/null 2>&1 || { \
-	  echo "No Secret postgres-credentials in namespace $(NAMESPACE) of context '$$($(KUBECTL) config current-context 2>/dev/null)'."; \
-	  echo "Run 'make phase-0' first, or create it by hand (docs/deploy.md)."; exit 1; }
+	@for secret in postgres-credentials postgres-api-credentials; do \
+	  $(KUBECTL) -n $(NAMESPACE) get secret $$secret >/dev/null 2>&1 || { \
+	  echo "No Secret $$secret in namespace $(NAMESPACE) of context '$$($(KUBECTL) config current-context 2>/dev/null)'."; \
+	  echo "Run 'make phase-0' first, or create it by hand (docs/deploy.md)."; exit 1; }; done
 	@# kind nodes cannot see the host's Docker images: copy ours in.
 	@ctx=$$($(KUBECTL) config current-context); case "$$ctx" in kind-*) \
 	  echo "loading $(IMAGE) into kind cluster $${ctx#kind-}"; \
@@ -47,6 +48,7 @@ phase-1: images ## Apply phase 0 + phase 1 to the current kube context and wait 
 	$(KUBECTL) -n $(NAMESPACE) rollout status statefulset/redpanda --timeout=180s
 	$(KUBECTL) -n $(NAMESPACE) rollout status statefulset/postgres --timeout=180s
 	$(KUBECTL) -n $(NAMESPACE) wait --for=condition=complete job/topic-init --timeout=300s
+	$(KUBECTL) -n $(NAMESPACE) wait --for=condition=complete job/api-role --timeout=300s
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/stream-processor --timeout=180s
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/producer --timeout=180s
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/api --timeout=180s

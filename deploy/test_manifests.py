@@ -7,7 +7,7 @@
 
 Each job is a module of deploy/manifests/: render.py (render, schema), binaries.py (--help),
 pods.py (walking pod templates), config.py (refs, env), network.py (ports, wiring), policy.py,
-image.py, tilt.py, tofu.py; common.py holds the constants and the reporting. This file runs them.
+image.py, tilt.py, tofu.py, apirole.py; common.py holds the constants and the reporting. This file runs them.
 
 Checks, each printed as one PASS/FAIL line (exit status 1 if any fails):
   render    every kustomization (base and each overlay) renders with `kubectl kustomize`
@@ -28,6 +28,8 @@ Checks, each printed as one PASS/FAIL line (exit status 1 if any fails):
   image     the Dockerfile builds and copies exactly the four binaries, they are binaries the
             workspace builds, and every container of the spine image runs one of them
   tilt      the Tiltfile parses and its resources, image and overlay path exist
+  api-role  spine-api gets its own read-only role from Secret postgres-api-credentials (and an
+            api-role Job creates that role), never anything of the writer's postgres-credentials
   tofu      `tofu|terraform fmt -check`; the Secret's keys. `validate` is NOT run: it needs the
             providers, which cannot be downloaded here (said in the output, not faked)
 
@@ -45,6 +47,7 @@ try:
 except ImportError as exc:  # pragma: no cover - environment problem, not a test result
     sys.exit(f"FAIL setup: {exc}; run `scripts/setup.sh pytools` and use $PYTOOLS/bin/python")
 
+from manifests.apirole import check_api_credentials
 from manifests.binaries import read_binaries
 from manifests.common import RESULTS
 from manifests.config import check_env, check_refs
@@ -70,6 +73,7 @@ def main() -> int:
     check_image(renders)
     check_tilt(renders)
     check_tofu(renders, secret_keys)
+    check_api_credentials(renders)
     failed = [c.name for c in RESULTS if c.failures]
     if failed:
         print(f"failed checks: {', '.join(failed)}")

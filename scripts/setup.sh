@@ -36,6 +36,7 @@ setup_apt() {
   pg_bin_dir >/dev/null 2>&1 || missing+=(postgresql)
   command -v kubectl >/dev/null || missing+=(kubernetes-client)
   command -v wrk >/dev/null || missing+=(wrk)
+  command -v jq >/dev/null || missing+=(jq)
   # The live page's test runs it in a real (headless) browser.
   command -v chromium >/dev/null || missing+=(chromium)
   if [ ${#missing[@]} -eq 0 ]; then return 0; fi

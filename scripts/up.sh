@@ -114,6 +114,17 @@ fi
 if [ "$(psql_pg -c "SELECT 1 FROM pg_database WHERE datname = 'platform'")" != 1 ]; then
   psql_pg -c "CREATE DATABASE platform OWNER platform"
 fi
+# The API's own role (README, "The API's Postgres role"): spine_reader, the NOLOGIN group the
+# processor's migrations grant SELECT to (made here because platform may not create roles), and
+# spine_api, a login member of it whose sessions are read-only. Local connections are trusted,
+# so it has no password.
+if [ "$(psql_pg -c "SELECT 1 FROM pg_roles WHERE rolname = 'spine_reader'")" != 1 ]; then
+  psql_pg -c "CREATE ROLE spine_reader NOLOGIN"
+fi
+if [ "$(psql_pg -c "SELECT 1 FROM pg_roles WHERE rolname = 'spine_api'")" != 1 ]; then
+  psql_pg -c "CREATE ROLE spine_api LOGIN"
+fi
+psql_pg -c "GRANT spine_reader TO spine_api" -c "ALTER ROLE spine_api SET default_transaction_read_only = on"
 
 # --- Tansu --------------------------------------------------------------------------------
 if [ "$USE_TANSU" = 1 ]; then
@@ -136,7 +147,7 @@ fi
 # --- the services ---------------------------------------------------------------------------
 export KAFKA_BOOTSTRAP=$BOOTSTRAP
 export POSTGRES_HOST=127.0.0.1 POSTGRES_PORT=$PG_PORT POSTGRES_DB=platform POSTGRES_USER=platform
-unset DATABASE_URL POSTGRES_PASSWORD
+unset DATABASE_URL POSTGRES_PASSWORD API_DATABASE_URL POSTGRES_API_USER POSTGRES_API_PASSWORD
 
 start() { # name, the address it listens on, then env assignments and the command
   local name=$1 addr=$2; shift 2
@@ -152,7 +163,7 @@ http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
 
 start processor 127.0.0.1:9101 METRICS_ADDR=127.0.0.1:9101 "$BIN/spine-processor"
 wait_for "spine-processor" 60 http_ok http://127.0.0.1:9101/readyz
-start api "127.0.0.1:$API_PORT" API_ADDR="0.0.0.0:$API_PORT" "$BIN/spine-api"
+start api "127.0.0.1:$API_PORT" API_ADDR="0.0.0.0:$API_PORT" POSTGRES_API_USER=spine_api "$BIN/spine-api"
 wait_for "spine-api" 30 http_ok "http://127.0.0.1:$API_PORT/readyz"
 start producer 127.0.0.1:9100 METRICS_ADDR=127.0.0.1:9100 "$BIN/spine-producer"
 wait_for "spine-producer" 60 http_ok http://127.0.0.1:9100/readyz
@@ -165,7 +176,7 @@ cat <<MSG
     stats         curl localhost:$API_PORT/stats
     batches       curl 'localhost:$API_PORT/batches?limit=3'
     the topic     $BIN/spine-tui peek --num 5 --brokers $BOOTSTRAP
-    Postgres      psql postgres://platform@127.0.0.1:$PG_PORT/platform
+    Postgres      psql postgres://platform@127.0.0.1:$PG_PORT/platform   (the API reads as spine_api)
     metrics       curl localhost:9100/metrics (producer), localhost:9101/metrics (processor)
     logs          $LOGS/   (make logs)
     observer      make tui

@@ -26,15 +26,18 @@ REQUIRED = {
         {"POSTGRES_USER", "DATABASE_URL"},
         {"POSTGRES_PASSWORD", "DATABASE_URL"},
     ],
+    # Its own read-only role (apirole.py): never the writer's user and password.
     "spine-api": [
-        {"POSTGRES_HOST", "DATABASE_URL"},
-        {"POSTGRES_USER", "DATABASE_URL"},
-        {"POSTGRES_PASSWORD", "DATABASE_URL"},
+        {"POSTGRES_HOST", "DATABASE_URL", "API_DATABASE_URL"},
+        {"POSTGRES_API_USER", "API_DATABASE_URL"},
+        {"POSTGRES_API_PASSWORD", "API_DATABASE_URL"},
     ],
 }
 # On SIGTERM the processor finishes the batch in hand, bounded at about this many seconds.
 PROCESSOR_DRAIN_SECONDS = 30
 SECRET_NAME = "postgres-credentials"
+# The API's own read-only role's credentials (apirole.py).
+API_SECRET_NAME = "postgres-api-credentials"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from .binaries import BinaryInfo
-from .common import REQUIRED, SECRET_NAME, Check, report
+from .common import API_SECRET_NAME, REQUIRED, SECRET_NAME, Check, report
 from .pods import containers, given_env
 from .render import Render
+from .tofu import tofu_secret_keys_of
 
 
 def check_refs(renders: list[Render], secret_keys: set[str]) -> None:
@@ -48,6 +49,8 @@ def check_refs(renders: list[Render], secret_keys: set[str]) -> None:
                         keys = set(in_render.get("data", {})) | set(in_render.get("stringData", {}))
                     elif name == SECRET_NAME:
                         keys = secret_keys
+                    elif name == API_SECRET_NAME:
+                        keys = tofu_secret_keys_of(API_SECRET_NAME)
                     else:
                         check.fail(f"{c.where}: {var_name} refers to Secret {name}, which neither the render nor OpenTofu creates")
                         continue

@@ -24,6 +24,17 @@ def tofu_secret_keys() -> set[str]:
     return set(re.findall(r"^\s*\"?([A-Za-z_][A-Za-z0-9_]*)\"?\s*=", data.group("data"), re.M))
 
 
+def tofu_secret_keys_of(name: str) -> set[str]:
+    """The data keys of the kubernetes_secret named `name` in deploy/tofu/phase-0/main.tf."""
+    main_tf = (DEPLOY / "tofu" / "phase-0" / "main.tf").read_text()
+    for block in re.finditer(r'resource\s+"kubernetes_secret(?:_v1)?"\s+"\w+"\s*\{(?P<body>.*?)\n\}', main_tf, re.S):
+        if f'"{name}"' in block.group("body"):
+            data = re.search(r"\bdata\s*=\s*\{(?P<data>.*?)\}", block.group("body"), re.S)
+            if data:
+                return set(re.findall(r"^\s*\"?([A-Za-z_][A-Za-z0-9_]*)\"?\s*=", data.group("data"), re.M))
+    return set()
+
+
 def check_tofu(renders: list[Render], secret_keys: set[str]) -> None:
     check = Check("tofu")
     tofu_dir = DEPLOY / "tofu"

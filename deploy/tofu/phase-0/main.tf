@@ -59,3 +59,25 @@ resource "kubernetes_secret" "postgres_credentials" {
 
   type = "Opaque"
 }
+
+# The API's own read-only role: a password of its own, in a Secret of its own that only the api
+# Deployment and the api-role Job (which creates the role) read. The API never receives the
+# writer's postgres-credentials.
+resource "random_password" "postgres_api" {
+  length  = 32
+  special = false
+}
+
+resource "kubernetes_secret" "postgres_api_credentials" {
+  metadata {
+    name      = "postgres-api-credentials"
+    namespace = kubernetes_namespace.platform.metadata[0].name
+  }
+
+  data = {
+    POSTGRES_API_USER     = var.postgres_api_user
+    POSTGRES_API_PASSWORD = random_password.postgres_api.result
+  }
+
+  type = "Opaque"
+}

@@ -23,3 +23,9 @@ output "postgres_password" {
   value       = random_password.postgres.result
   sensitive   = true
 }
+
+output "postgres_api_password" {
+  description = "Generated password of the API's read-only role (tofu output -raw postgres_api_password)."
+  value       = random_password.postgres_api.result
+  sensitive   = true
+}

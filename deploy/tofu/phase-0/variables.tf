@@ -27,3 +27,9 @@ variable "postgres_user" {
   type        = string
   default     = "platform"
 }
+
+variable "postgres_api_user" {
+  description = "Postgres login role spine-api reads as (a read-only member of spine_reader)."
+  type        = string
+  default     = "spine_api"
+}

@@ -1,7 +1,8 @@
-//! Every way a request can fail, and the answer each gives. Nothing here is a 500: bad input
-//! is the client's (400/404/405), a missing database is temporary (503).
+//! Every way a request can fail, and the answer each gives. Bad input is the client's
+//! (400/404/405), a missing database or too many requests at once is temporary (503 with
+//! `Retry-After`). The one 500 is a panic caught by the middleware ([`ApiError::Internal`]).
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -16,6 +17,12 @@ pub enum ApiError {
     /// Postgres is down, slow past the statement timeout, or the schema is not there yet.
     #[error("{0}")]
     Unavailable(String),
+    /// Every database permit is taken: shed at once rather than queued behind the pool.
+    #[error("too many requests in flight: retry shortly")]
+    Overloaded,
+    /// A handler panicked (a bug); the panic is logged.
+    #[error("internal error")]
+    Internal,
 }
 
 impl ApiError {
@@ -24,18 +31,21 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status(),
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            // Temporary: say when to come back.
+            (self.status(), [(header::RETRY_AFTER, "1")], body).into_response()
+        } else {
+            (self.status(), body).into_response()
+        }
     }
 }
 

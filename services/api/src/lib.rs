@@ -1,94 +1,85 @@
-//! `spine-api`: the live orders view over the processor's tables (SPEC.md "HTTP API").
+//! `spine-api`: the live orders view over the processor's tables (docs/contracts.md,
+//! "HTTP API").
 //!
-//! [`app`] builds the whole router from a pool, so tests drive it with `oneshot` or serve it
-//! on port 0; [`run`] is the binary: bind, serve, stop on the shutdown token.
+//! [`app`] builds the whole router from an [`AppState`], so tests drive it with `oneshot` or
+//! serve it on port 0; [`run`] is the binary: bind, serve, stop on the shutdown token.
 
 pub mod config;
+pub mod db;
 pub mod error;
+pub mod layers;
 pub mod metrics;
 pub mod params;
 pub mod routes;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use deadpool_postgres::Pool;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
 
+/// What the API's Postgres sessions are called (`pg_stat_activity.application_name`).
+pub const APPLICATION_NAME: &str = "spine-api";
+
 #[derive(Clone)]
 pub struct AppState {
+    /// The data routes' connections.
     pub pool: Pool,
+    /// `/readyz`'s own connections.
+    pub ready_pool: Pool,
+    /// One per data request in flight; as many as the data pool has connections.
+    pub permits: Arc<Semaphore>,
     pub metrics: ApiMetrics,
 }
 
 impl AppState {
-    pub fn new(pool: Pool) -> AppState {
-        AppState {
-            pool,
+    /// Both pools over `config` (the API's role), with the sizes and timeouts of [`db`].
+    pub fn connect(config: tokio_postgres::Config) -> anyhow::Result<AppState> {
+        Ok(AppState {
+            pool: db::pool(config.clone(), db::POOL_SIZE, Duration::from_secs(1))?,
+            ready_pool: db::pool(config, db::READY_POOL_SIZE, Duration::from_secs(1))?,
+            permits: Arc::new(Semaphore::new(db::POOL_SIZE)),
             metrics: ApiMetrics::new(),
-        }
+        })
     }
 }
 
-/// Every route of SPEC.md's table, plus the page's script and stylesheet.
+/// Every route of docs/contracts.md ("HTTP API"), plus the page's script and stylesheet, in
+/// the layers of [`layers`].
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let data = layers::shed(
+        Router::new()
+            .route("/orders", get(routes::orders::orders))
+            .route("/stats", get(routes::stats::stats))
+            .route("/batches", get(routes::batches::batches)),
+        state.permits.clone(),
+    );
+    let router = Router::new()
         .route("/", get(routes::page::index))
         .route("/app.js", get(routes::page::script))
         .route("/app.css", get(routes::page::style))
-        .route("/orders", get(routes::orders::orders))
-        .route("/stats", get(routes::stats::stats))
-        .route("/batches", get(routes::batches::batches))
+        .merge(data)
         .route(
             "/metrics",
             get(|State(s): State<AppState>| async move {
                 spine_core::ops::render_metrics(&s.metrics.registry)
             }),
         )
-        .route("/healthz", get(routes::health::healthz))
+        .route("/livez", get(|| async { spine_core::ops::healthz() }))
+        .route("/healthz", get(|| async { spine_core::ops::healthz() }))
         .route("/readyz", get(routes::health::readyz))
         .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
-}
-
-/// Counts and times every request, and sets the headers every answer carries: nothing is
-/// cached (the data is live) and no answer is content-sniffed.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let started = Instant::now();
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    state
-        .metrics
-        .requests
-        .with_label_values(&[route.as_str(), response.status().as_str()])
-        .inc();
-    state
-        .metrics
-        .duration
-        .with_label_values(&[route.as_str()])
-        .observe(started.elapsed().as_secs_f64());
-    response
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    layers::with_layers(router, state)
 }
 
 /// Serves `app` on `listener` until `shutdown` is cancelled.
@@ -103,20 +94,24 @@ pub async fn serve(
     Ok(())
 }
 
-/// The binary: a pool (queries bounded by a 5 s statement timeout), the listener, and a log
-/// line saying where it listens.
+/// The binary: the pools (read-only sessions as the API's role), the listener, and a log line
+/// saying where it listens and as whom.
 pub async fn run(args: config::ApiArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let pool = spine_core::db::pool(
-        args.postgres.pg_config("spine-api"),
-        16,
-        Duration::from_secs(5),
-    )?;
+    let (pg, role) = args.pg_config().map_err(|e| anyhow::anyhow!(e))?;
+    if role == config::Role::Writer {
+        warn!(
+            user = pg.get_user().unwrap_or("?"),
+            "POSTGRES_API_USER / API_DATABASE_URL not set: reading as the writer's role \
+             (sessions are still read-only; give the API a role of its own in production)"
+        );
+    }
+    let state = AppState::connect(pg)?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on API_ADDR {}: {e}", args.addr))?;
     let addr: SocketAddr = listener.local_addr()?;
-    info!(%addr, postgres = %args.postgres.describe(), "listening");
-    serve(listener, AppState::new(pool), shutdown).await?;
+    info!(%addr, postgres = %args.describe(), "listening");
+    serve(listener, state, shutdown).await?;
     info!("stopped");
     Ok(())
 }

@@ -1,7 +1,5 @@
 //! The API against a real Postgres, served on port 0 and called over HTTP.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use spine_api::AppState;
@@ -28,17 +26,13 @@ impl Server {
 
     async fn serve(db: TestDb, config: Option<tokio_postgres::Config>) -> Server {
         let config = config.unwrap_or_else(|| db.config());
-        let pool = spine_core::db::pool(config, 4, Duration::from_secs(5)).expect("pool");
+        let state = AppState::connect(config).expect("pools");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let stop = CancellationToken::new();
-        tokio::spawn(spine_api::serve(
-            listener,
-            AppState::new(pool),
-            stop.clone(),
-        ));
+        tokio::spawn(spine_api::serve(listener, state, stop.clone()));
         Server {
             base,
             db,

@@ -2,7 +2,6 @@
 //! must show as text, and no element or script may come out of them.
 
 use std::process::Command;
-use std::time::Duration;
 
 use spine_api::AppState;
 use spine_testkit::postgres;
@@ -39,17 +38,13 @@ async fn hostile_values_render_as_text_in_a_real_browser() {
         .expect("migrate");
     client.batch_execute(HOSTILE).await.expect("seed");
 
-    let pool = spine_core::db::pool(db.config(), 4, Duration::from_secs(5)).expect("pool");
+    let state = AppState::connect(db.config()).expect("pools");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("http://{}/", listener.local_addr().expect("addr"));
     let stop = CancellationToken::new();
-    tokio::spawn(spine_api::serve(
-        listener,
-        AppState::new(pool),
-        stop.clone(),
-    ));
+    tokio::spawn(spine_api::serve(listener, state, stop.clone()));
 
     let profile = tempfile::tempdir().expect("profile dir");
     let out = tokio::task::spawn_blocking(move || {

@@ -9,19 +9,10 @@ use serde_json::Value;
 use spine_core::event::{parse_event, Event};
 use spine_core::reduce::fold_all;
 use spine_testkit::kafka::read_all;
-use spine_testkit::{bin_path, postgres, tansu, unique_name};
+use spine_testkit::{bin_path, postgres, tansu, unique_name, KillOnDrop};
 
 const PARTITIONS: i32 = 3;
 
-/// A child process that is killed when the test ends, passing or failing.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 const EVENTS: u64 = 2000;
 
 fn run(name: &str, env: &[(&str, &str)], args: &[&str]) {
@@ -123,7 +114,15 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
     let expected = fold_all(&events);
     assert!(expected.len() < 1000, "fits one /orders page");
 
-    // The API, as its binary runs it.
+    // The API, as its binary runs it: reading as a role of its own (a member of spine_reader,
+    // which the processor's migrations created), as `make up` runs it.
+    let reader = unique_name("api").to_lowercase();
+    db.connect()
+        .await
+        .batch_execute(&format!("CREATE ROLE {reader} LOGIN IN ROLE spine_reader"))
+        .await
+        .expect("the API's role");
+    let reader_url = format!("postgres://{reader}@127.0.0.1:{}/{}", db.port, db.name);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -134,6 +133,7 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
         Command::new(bin_path("spine-api"))
             .env_remove("POSTGRES_PASSWORD")
             .env("DATABASE_URL", &url)
+            .env("API_DATABASE_URL", &reader_url)
             .env("API_ADDR", &addr)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

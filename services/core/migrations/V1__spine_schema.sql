@@ -1,4 +1,4 @@
--- spine's tables (SPEC.md "Postgres"). The processor migrates at start-up; the API waits.
+-- spine's tables (docs/contracts.md, "Tables"). The processor migrates at start-up; the API waits.
 
 -- Every distinct event ever read, append-only. The primary key makes re-delivery harmless.
 CREATE TABLE events (

@@ -1,4 +1,5 @@
-//! The order event: its wire format (UTF-8 JSON, SPEC.md "The event") and its validation.
+//! The order event: its wire format (UTF-8 JSON; docs/contracts.md, "The event") and its
+//! validation.
 //!
 //! Validation is one pure function, [`parse_event`], from the raw record value to either an
 //! [`Event`] or an [`InvalidEvent`] whose text is stored as the dead letter's reason. Every
@@ -49,7 +50,7 @@ impl EventType {
         }
     }
 
-    /// Orders in these states count towards revenue (SPEC.md, `/stats`).
+    /// Orders in these states count towards revenue (docs/contracts.md, "HTTP API", `/stats`).
     pub fn counts_as_revenue(self) -> bool {
         matches!(self, EventType::OrderPaid | EventType::OrderShipped)
     }
@@ -111,7 +112,7 @@ pub struct Event {
 }
 
 impl Event {
-    /// The wire format: UTF-8 JSON as SPEC.md shows it.
+    /// The wire format: UTF-8 JSON as docs/contracts.md ("The event") shows it.
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing this struct cannot fail: every field is a string or an integer.
         serde_json::to_vec(self).unwrap_or_default()

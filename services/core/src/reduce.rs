@@ -119,23 +119,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use crate::fixtures::event;
     use proptest::prelude::*;
-
-    fn event(tenant: &str, order: &str, ty: EventType, secs: i64, id: u128) -> Event {
-        Event {
-            event_id: Uuid::from_u128(id),
-            tenant: tenant.into(),
-            event_type: ty,
-            order_id: order.into(),
-            amount_cents: 100 * secs,
-            currency: Currency::USD,
-            event_time: Utc
-                .timestamp_opt(1_700_000_000 + secs, 0)
-                .single()
-                .expect("valid time"),
-        }
-    }
 
     fn statuses(state: &BTreeMap<OrderKey, OrderState>) -> Vec<(String, String, EventType)> {
         state

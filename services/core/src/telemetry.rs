@@ -4,7 +4,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogArgs, LogFormat};
 
-/// Installs the global subscriber. Fields first, then a short message (see STYLE.md).
+/// Installs the global subscriber. A line carries its fields first, then a short message.
 pub fn init(args: &LogArgs) {
     // The filter was validated when the arguments were parsed.
     let filter = EnvFilter::try_new(&args.filter).unwrap_or_else(|_| EnvFilter::new("info"));

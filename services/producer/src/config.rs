@@ -1,4 +1,4 @@
-//! `spine-producer`'s configuration (SPEC.md's table).
+//! `spine-producer`'s configuration (docs/contracts.md, "Configuration").
 
 use clap::{Parser, ValueEnum};
 use spine_core::config::{parse_u64_in, KafkaArgs, LogArgs, MetricsArgs};

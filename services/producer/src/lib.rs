@@ -6,8 +6,6 @@ pub mod config;
 pub mod generator;
 pub mod publish;
 
-use std::time::{Duration, Instant};
-
 use anyhow::Context as _;
 use spine_core::ops::OpsServer;
 use tokio_util::sync::CancellationToken;
@@ -63,16 +61,4 @@ pub async fn run(args: ProducerArgs, shutdown: CancellationToken) -> anyhow::Res
     .context("the producing thread panicked")??;
     ops.stop();
     Ok(produced)
-}
-
-/// Sleeps in small steps so shutdown is noticed quickly; false when shutdown was requested.
-pub(crate) fn sleep_unless(shutdown: &CancellationToken, d: Duration) -> bool {
-    let deadline = Instant::now() + d;
-    while Instant::now() < deadline {
-        if shutdown.is_cancelled() {
-            return false;
-        }
-        std::thread::sleep((deadline - Instant::now()).min(Duration::from_millis(20)));
-    }
-    !shutdown.is_cancelled()
 }

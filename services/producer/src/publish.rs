@@ -1,7 +1,6 @@
 //! Getting events onto the topic: topic creation, an idempotent producer, pacing, flushing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -13,13 +12,16 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
+use spine_core::backoff::{sleep_blocking, Backoff};
 use spine_core::event::EventType;
+use spine_core::metrics::register;
+use spine_core::throttle::Throttle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::chaos::{Chaos, Kind};
 use crate::generator::Generator;
-use crate::{sleep_unless, Produced};
+use crate::Produced;
 
 /// `spine_producer_events_total{tenant,event_type}` and, with `--chaos`,
 /// `spine_producer_chaos_total{kind}`, counted on delivery.
@@ -35,28 +37,28 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(tenants: &[String]) -> Metrics {
         let registry = Registry::new();
-        let events = IntCounterVec::new(
-            opts!(
-                "spine_producer_events_total",
-                "Events acknowledged by the broker"
-            ),
-            &["tenant", "event_type"],
-        )
-        .expect("valid metric");
-        let chaos = IntCounterVec::new(
-            opts!(
-                "spine_producer_chaos_total",
-                "Extra records sent by --chaos: duplicate, late, malformed"
-            ),
-            &["kind"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(events.clone()))
-            .expect("unique metric");
-        registry
-            .register(Box::new(chaos.clone()))
-            .expect("unique metric");
+        let events = register(
+            &registry,
+            IntCounterVec::new(
+                opts!(
+                    "spine_producer_events_total",
+                    "Events acknowledged by the broker"
+                ),
+                &["tenant", "event_type"],
+            )
+            .expect("valid metric"),
+        );
+        let chaos = register(
+            &registry,
+            IntCounterVec::new(
+                opts!(
+                    "spine_producer_chaos_total",
+                    "Extra records sent by --chaos: duplicate, late, malformed"
+                ),
+                &["kind"],
+            )
+            .expect("valid metric"),
+        );
         let by_label = tenants
             .iter()
             .flat_map(|t| EventType::ALL.iter().map(move |ty| (t, ty)))
@@ -92,15 +94,13 @@ pub struct DeliveryContext {
     metrics: Metrics,
     delivered: AtomicU64,
     failed: AtomicU64,
-    last_error: Mutex<Option<Instant>>,
+    errors: Throttle,
 }
 
 impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_none_or(|at| at.elapsed() > Duration::from_secs(30)) {
+        if self.errors.allow(reason) {
             warn!(error = %error, reason, "kafka client error (retrying)");
-            *last = Some(Instant::now());
         }
     }
 }
@@ -134,7 +134,8 @@ pub fn create_producer(bootstrap: &str, metrics: Metrics) -> anyhow::Result<Even
         // Exactly one copy of each event per send, in order per partition, even on retries.
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        // lz4 or nothing: the local broker cannot read snappy back (SPEC.md).
+        // lz4 or nothing: the local broker (Tansu) cannot read snappy-compressed batches back
+        // (docs/architecture.md, "The local broker").
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
         // Keep retrying while the broker is away; the generator pauses when the queue is full.
@@ -143,13 +144,15 @@ pub fn create_producer(bootstrap: &str, metrics: Metrics) -> anyhow::Result<Even
             metrics,
             delivered: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-            last_error: Mutex::new(None),
+            errors: Throttle::default(),
         })
         .context("creating the Kafka producer")
 }
 
-/// Creates `topic` with `partitions` partitions unless it exists, retrying while the broker
-/// does not answer.
+/// Creates `topic` with `partitions` partitions unless it exists. Retries while the broker
+/// does not answer or is not ready yet; gives up at once, with the broker's reason, on an
+/// answer that retrying cannot change (not authorised, an invalid partition count,
+/// replication factor or topic name: see [`is_permanent`]).
 pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -157,22 +160,63 @@ pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyh
         .context("creating the Kafka admin client")?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
-        match admin.create_topics([&new], &opts).await {
+        let code = match admin.create_topics([&new], &opts).await {
             Ok(results) => match results.into_iter().next() {
                 Some(Ok(_)) => {
                     info!(topic, partitions, "created the topic");
                     return Ok(());
                 }
                 Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => return Ok(()),
-                Some(Err((_, e))) => warn!(topic, error = %e, "cannot create the topic yet"),
+                Some(Err((_, code))) => code,
             },
-            Err(e) => warn!(topic, error = %e, "cannot reach the broker to create the topic yet"),
+            Err(KafkaError::AdminOp(code)) => code,
+            // The client refused to build the request: the arguments are wrong, for good.
+            Err(KafkaError::AdminOpCreation(reason)) => {
+                anyhow::bail!(
+                    "cannot ask to create topic {topic} with {partitions} partitions: {reason}"
+                )
+            }
+            Err(e) => {
+                warn!(topic, error = %e, retry_in_ms = backoff.peek().as_millis() as u64,
+                      "cannot reach the broker to create the topic yet");
+                tokio::time::sleep(backoff.next_delay()).await;
+                continue;
+            }
+        };
+        if is_permanent(code) {
+            anyhow::bail!(
+                "the broker refuses to create topic {topic} with {partitions} partitions: \
+                 {code} (retrying cannot change that)"
+            );
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        warn!(topic, error = %code, retry_in_ms = backoff.peek().as_millis() as u64,
+              "cannot create the topic yet");
+        tokio::time::sleep(backoff.next_delay()).await;
     }
+}
+
+/// Whether the broker's answer to creating a topic stays the same however often it is asked:
+/// the client is not allowed to, or the request itself is wrong. Everything else (timeouts,
+/// no controller yet, a broker restarting) passes with time.
+pub fn is_permanent(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::Authentication
+            | C::InvalidPartitions
+            | C::InvalidReplicationFactor
+            | C::InvalidReplicaAssignment
+            | C::InvalidTopic
+            | C::InvalidConfig
+            | C::PolicyViolation
+            | C::InvalidRequest
+            | C::UnsupportedVersion
+    )
 }
 
 /// Generates and sends events at `rate` per second (0 = as fast as possible) until `count`
@@ -258,7 +302,7 @@ fn send(
             Ok(()) => return Ok(true),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
-                if !sleep_unless(shutdown, Duration::from_millis(5)) {
+                if !sleep_blocking(shutdown, Duration::from_millis(5)) {
                     return Ok(false);
                 }
             }
@@ -285,4 +329,41 @@ fn finish(producer: &EventProducer, sent: u64) -> anyhow::Result<Produced> {
         "stopped"
     );
     Ok(produced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_that_retrying_cannot_change_are_permanent() {
+        for code in [
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::ClusterAuthorizationFailed,
+            RDKafkaErrorCode::SaslAuthenticationFailed,
+            RDKafkaErrorCode::InvalidPartitions,
+            RDKafkaErrorCode::InvalidReplicationFactor,
+            RDKafkaErrorCode::InvalidTopic,
+            RDKafkaErrorCode::PolicyViolation,
+        ] {
+            assert!(is_permanent(code), "{code:?} should stop the retries");
+        }
+    }
+
+    #[test]
+    fn a_broker_away_or_not_ready_is_retried() {
+        for code in [
+            RDKafkaErrorCode::BrokerTransportFailure,
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::OperationTimedOut,
+            RDKafkaErrorCode::RequestTimedOut,
+            RDKafkaErrorCode::NotController,
+            RDKafkaErrorCode::BrokerNotAvailable,
+            RDKafkaErrorCode::LeaderNotAvailable,
+            RDKafkaErrorCode::CoordinatorLoadInProgress,
+            RDKafkaErrorCode::Resolve,
+        ] {
+            assert!(!is_permanent(code), "{code:?} should be retried");
+        }
+    }
 }

@@ -20,7 +20,7 @@ mod tansu;
 
 pub use bins::bin_path;
 pub use pg::{postgres, PgServer, TestDb};
-pub use process::{free_port, wait_for_port};
+pub use process::{free_port, sh_quote, wait_for_port, KillOnDrop};
 pub use tansu::{tansu, tansu_bin, OwnedTansu, Tansu};
 
 /// A name no other test in any process will use (topic, database, consumer group).

@@ -120,7 +120,7 @@ impl PgServer {
         let stop = format!(
             "{runuser}{pg_ctl} -D {data} stop -m immediate >/dev/null 2>&1; rm -rf {dir}",
             runuser = if root { "runuser -u postgres -- " } else { "" },
-            pg_ctl = sh_quote(&bin.join("pg_ctl")),
+            pg_ctl = sh_quote(bin.join("pg_ctl")),
             data = sh_quote(&data),
             dir = sh_quote(&dir),
         );

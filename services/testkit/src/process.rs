@@ -1,9 +1,10 @@
-//! Small process helpers: free ports, root detection, watchdogs.
+//! Small process helpers: free ports, root detection, watchdogs, shell quoting, and killing a
+//! child when a test ends.
 
+use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
@@ -51,7 +52,60 @@ pub fn watchdog(cleanup: &str) {
     }
 }
 
-/// Single-quotes a path for `sh`.
-pub fn sh_quote(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+/// Single-quotes a string or a path for `sh`: the shell reads it back as exactly that text.
+pub fn sh_quote(s: impl AsRef<OsStr>) -> String {
+    format!("'{}'", s.as_ref().to_string_lossy().replace('\'', r"'\''"))
+}
+
+/// A child process killed (and reaped) when this value is dropped: when the test ends,
+/// passing or failing, and whether or not the child was stopped with SIGSTOP.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shell_reads_a_quoted_string_back_unchanged() {
+        for text in [
+            "plain",
+            "with space",
+            "it's",
+            "'",
+            "$HOME `x` \\ \"q\"",
+            "a\nb",
+        ] {
+            let out = Command::new("sh")
+                .args(["-c", &format!("printf %s {}", sh_quote(text))])
+                .output()
+                .expect("sh runs");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+        }
+        assert_eq!(sh_quote(std::path::Path::new("/tmp/a b")), "'/tmp/a b'");
+    }
+
+    #[test]
+    fn a_dropped_child_is_killed_and_reaped() {
+        let child = Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("sleep runs");
+        let pid = child.id();
+        drop(KillOnDrop(child));
+        // Reaped: the pid no longer names a process of ours (not even a zombie).
+        let alive = Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(!alive, "sleep {pid} is still there");
+    }
 }

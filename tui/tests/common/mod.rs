@@ -34,14 +34,27 @@ pub fn api_unreachable(at: WallTime, reason: &str) -> Msg {
     })
 }
 
-pub fn event_json(tenant: &str, ty: &str, order: &str, cents: i64) -> Vec<u8> {
+/// An order event as the producer writes it, with a given id and time.
+pub fn event_json_with(
+    tenant: &str,
+    ty: &str,
+    order: &str,
+    cents: i64,
+    event_id: &str,
+    event_time: &str,
+) -> String {
     serde_json::json!({
-        "event_id": uuid::Uuid::new_v4().to_string(), "tenant": tenant, "event_type": ty,
+        "event_id": event_id, "tenant": tenant, "event_type": ty,
         "order_id": order, "amount_cents": cents, "currency": "USD",
-        "event_time": "2026-11-25T12:00:00.123456Z",
+        "event_time": event_time,
     })
     .to_string()
-    .into_bytes()
+}
+
+/// An order event with a fresh id, as record bytes.
+pub fn event_json(tenant: &str, ty: &str, order: &str, cents: i64) -> Vec<u8> {
+    let id = uuid::Uuid::new_v4().to_string();
+    event_json_with(tenant, ty, order, cents, &id, "2026-11-25T12:00:00.123456Z").into_bytes()
 }
 
 pub fn raw(partition: i32, key: &str, value: &[u8]) -> Raw {

@@ -20,13 +20,16 @@ pub fn at(secs: u32) -> WallTime {
         .expect("valid time")
 }
 
+/// An event with a fixed id and a time `secs` into the minute, so snapshots stay the same.
 pub fn event_json(tenant: &str, ty: &str, order: &str, cents: i64, secs: u32) -> String {
-    serde_json::json!({
-        "event_id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "tenant": tenant, "event_type": ty,
-        "order_id": order, "amount_cents": cents, "currency": "USD",
-        "event_time": format!("2026-11-25T11:59:{secs:02}.250Z"),
-    })
-    .to_string()
+    super::event_json_with(
+        tenant,
+        ty,
+        order,
+        cents,
+        "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+        &format!("2026-11-25T11:59:{secs:02}.250Z"),
+    )
 }
 
 pub fn order(tenant: &str, id: &str, status: &str, cents: i64) -> Order {

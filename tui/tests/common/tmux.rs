@@ -109,9 +109,7 @@ impl Drop for Tmux {
     }
 }
 
-pub fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+pub use spine_testkit::sh_quote;
 
 /// The terminal is back in cooked mode: canonical input and echo on.
 pub fn terminal_restored(screen: &str) -> bool {

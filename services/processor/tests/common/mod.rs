@@ -1,29 +1,16 @@
 //! Helpers shared by the processor's integration tests.
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code, unused_imports)] // each test binary uses a different part
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
-use spine_core::event::{Currency, Event, EventType};
+use spine_core::event::Event;
 use spine_testkit::kafka::Raw;
 use spine_testkit::TestDb;
 use uuid::Uuid;
 
-pub fn event(tenant: &str, order: &str, ty: EventType, secs: i64, id: u128) -> Event {
-    Event {
-        event_id: Uuid::from_u128(id),
-        tenant: tenant.into(),
-        event_type: ty,
-        order_id: order.into(),
-        amount_cents: 1000 + secs,
-        currency: Currency::USD,
-        event_time: Utc
-            .timestamp_opt(1_764_000_000 + secs, 0)
-            .single()
-            .expect("valid time"),
-    }
-}
+pub use spine_core::fixtures::event;
+pub use spine_testkit::KillOnDrop;
 
 /// A record carrying `e`, keyed by tenant as the producer does.
 pub fn raw(partition: i32, e: &Event) -> Raw {
@@ -204,16 +191,6 @@ pub async fn batched_rows(db: &TestDb) -> i64 {
         .await
         .expect("sum of input_rows")
         .get(0)
-}
-
-/// A child process killed when the test ends, passing or failing (a SIGSTOPped one too).
-pub struct KillOnDrop(pub std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `tenant_stats` must always equal the grouping of `current_orders` it summarises.
