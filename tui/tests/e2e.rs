@@ -98,7 +98,7 @@ fn the_real_binary_shows_the_four_panes_against_the_real_services() {
         sh_quote(&bootstrap),
         sh_quote(&topic),
         sh_quote(env!("CARGO_BIN_EXE_spine-tui")),
-        sh_quote(&tui_log.display().to_string()),
+        sh_quote(tui_log.display().to_string()),
     );
     let tmux = Tmux::start(80, 24, &command);
     let service_logs = [processor.log.clone(), api.log.clone(), tui_log.clone()];

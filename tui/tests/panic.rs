@@ -22,7 +22,7 @@ fn a_panic_restores_the_terminal() {
         sh_quote(env!("CARGO_BIN_EXE_spine-tui")),
         free_port(),
         free_port(),
-        sh_quote(&log.display().to_string())
+        sh_quote(log.display().to_string())
     );
     let tmux = Tmux::start(80, 24, &command);
     tmux.wait_for("the UI", Duration::from_secs(10), String::new, |s| {
