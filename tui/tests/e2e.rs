@@ -10,9 +10,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::services::{tail_of_log, Service};
-use common::tmux::{pane, sh_quote, terminal_restored, Tmux};
+use common::tmux::{pane, terminal_restored, Tmux};
 use common::{event_json, raw};
 use spine_testkit::kafka::{high_watermarks, produce};
+use spine_testkit::sh_quote;
 use spine_testkit::{free_port, postgres, tansu, unique_name, wait_for_port};
 
 #[test]
@@ -98,7 +99,7 @@ fn the_real_binary_shows_the_four_panes_against_the_real_services() {
         sh_quote(&bootstrap),
         sh_quote(&topic),
         sh_quote(env!("CARGO_BIN_EXE_spine-tui")),
-        sh_quote(tui_log.display().to_string()),
+        sh_quote(&tui_log),
     );
     let tmux = Tmux::start(80, 24, &command);
     let service_logs = [processor.log.clone(), api.log.clone(), tui_log.clone()];

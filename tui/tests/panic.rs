@@ -6,8 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::tmux::{sh_quote, terminal_restored, Tmux};
+use common::tmux::{terminal_restored, Tmux};
 use spine_testkit::free_port;
+use spine_testkit::sh_quote;
 use spine_tui::faults::PANIC_AFTER_MS;
 
 #[test]
@@ -22,7 +23,7 @@ fn a_panic_restores_the_terminal() {
         sh_quote(env!("CARGO_BIN_EXE_spine-tui")),
         free_port(),
         free_port(),
-        sh_quote(log.display().to_string())
+        sh_quote(&log)
     );
     let tmux = Tmux::start(80, 24, &command);
     tmux.wait_for("the UI", Duration::from_secs(10), String::new, |s| {

@@ -109,9 +109,6 @@ impl Drop for Tmux {
     }
 }
 
-#[allow(unused_imports)] // not every test binary that includes this module quotes
-pub use spine_testkit::sh_quote;
-
 /// The terminal is back in cooked mode: canonical input and echo on.
 pub fn terminal_restored(screen: &str) -> bool {
     let words: Vec<&str> = screen.split_whitespace().collect();
