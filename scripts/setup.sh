@@ -22,7 +22,7 @@ sudo_if_needed() {
 }
 
 # Debian packages: Postgres server, the C toolchain librdkafka builds with, tmux for the TUI's
-# terminal test, chromium for the page's browser test, kubectl for rendering the manifests,
+# terminal test, sqlite3 for the data-loss tests, chromium for the page's browser test, kubectl for rendering the manifests,
 # wrk for the benchmark.
 setup_apt() {
   local missing=()
@@ -31,6 +31,8 @@ setup_apt() {
   command -v make >/dev/null || missing+=(make)
   command -v curl >/dev/null || missing+=(curl)
   command -v tmux >/dev/null || missing+=(tmux)
+  # The data-loss tests remove records from the local broker's SQLite file, as retention would.
+  command -v sqlite3 >/dev/null || missing+=(sqlite3)
   command -v python3 >/dev/null || missing+=(python3 python3-pip)
   [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
   pg_bin_dir >/dev/null 2>&1 || missing+=(postgresql)

@@ -1,5 +1,6 @@
-//! `spine-tui`'s command line: `SPINE_API`, `KAFKA_BOOTSTRAP`, `TOPIC` (docs/contracts.md,
-//! "Configuration").
+//! `spine-tui`'s command line: `SPINE_API`, `KAFKA_BOOTSTRAP`, `TOPIC`, `KAFKA_PROPERTIES`
+//! (docs/contracts.md, "Configuration"), and `peek`'s kcat/rpk flags (docs/contracts.md,
+//! "spine-tui").
 
 use std::path::PathBuf;
 
@@ -32,16 +33,30 @@ pub struct TuiArgs {
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
-    /// Print the newest N records of the topic as JSON lines (oldest of them first) and exit
+    /// Print records of the topic as JSON lines, as kcat and rpk do: by default the newest 5
+    /// (oldest of them first), then exit
     Peek(PeekArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PeekArgs {
-    /// How many records
-    #[arg(long, short = 'n', default_value = "5",
+    /// How many records [default: the newest 5; with --offset, every record to the end; with
+    /// --follow, no limit]
+    #[arg(long, short = 'n',
           value_parser = |s: &str| parse_u64_in(s, 1, 1_000_000, "a number of records"))]
-    pub num: u64,
+    pub num: Option<u64>,
+
+    /// Only this partition
+    #[arg(long, short = 'p', allow_negative_numbers = true, value_parser = parse_partition)]
+    pub partition: Option<i32>,
+
+    /// Where each partition starts: beginning, end, an offset, -N (its last N) or @<ms timestamp>
+    #[arg(long, short = 'o', allow_hyphen_values = true, value_parser = parse_start)]
+    pub offset: Option<Start>,
+
+    /// Keep printing records as they arrive, until Ctrl-C
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 
     /// Give up after this many seconds if the broker does not answer
     #[arg(long = "timeout-secs", default_value = "15",
@@ -50,6 +65,54 @@ pub struct PeekArgs {
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
+}
+
+/// Where `peek --offset` starts each partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Its first record (`beginning`).
+    Beginning,
+    /// After its last record (`end`): only new records, with `--follow`.
+    End,
+    /// This offset (clamped to the records the partition holds).
+    Offset(i64),
+    /// Its last N records (`-N`).
+    Last(i64),
+    /// The first record at or after this time (`@<milliseconds since the epoch>`), as the
+    /// broker answers `ListOffsets` by timestamp.
+    Time(i64),
+}
+
+fn parse_start(s: &str) -> Result<Start, String> {
+    let expected = "expected beginning, end, an offset, -N (the last N) or @<ms timestamp>";
+    let s = s.trim();
+    match s {
+        "beginning" | "start" | "oldest" | "earliest" => return Ok(Start::Beginning),
+        "end" | "newest" | "latest" => return Ok(Start::End),
+        _ => {}
+    }
+    let number = |t: &str| t.parse::<i64>().ok().filter(|n| *n >= 0);
+    if let Some(ms) = s.strip_prefix('@') {
+        return number(ms)
+            .map(Start::Time)
+            .ok_or_else(|| expected.to_owned());
+    }
+    if let Some(n) = s.strip_prefix('-') {
+        return number(n)
+            .filter(|n| *n > 0)
+            .map(Start::Last)
+            .ok_or_else(|| expected.to_owned());
+    }
+    number(s)
+        .map(Start::Offset)
+        .ok_or_else(|| expected.to_owned())
+}
+
+fn parse_partition(s: &str) -> Result<i32, String> {
+    match s.trim().parse::<i32>() {
+        Ok(p) if p >= 0 => Ok(p),
+        _ => Err("expected a partition number, 0 or more".into()),
+    }
 }
 
 impl TuiArgs {
@@ -82,6 +145,13 @@ impl TuiArgs {
         }
         if explicit(matches, "topic") && !explicit(sub, "topic") {
             peek.kafka.topic = self.kafka.topic.clone();
+        }
+        // Client properties given before `peek` come first; its own are applied after them.
+        let mut property = self.kafka.property.clone();
+        property.append(&mut peek.kafka.property);
+        peek.kafka.property = property;
+        if peek.kafka.properties.is_none() {
+            peek.kafka.properties = self.kafka.properties.clone();
         }
     }
 
@@ -176,13 +246,63 @@ mod tests {
         };
         assert_eq!(
             (p.num, p.kafka.bootstrap.as_str(), p.kafka.topic.as_str()),
-            (7, "h:1", "t1")
+            (Some(7), "h:1", "t1")
         );
         let a = parse(&["spine-tui", "--brokers", "h:1", "peek", "--brokers", "h:2"]);
         let Some(Command::Peek(p)) = a.command else {
             panic!("peek")
         };
-        assert_eq!((p.num, p.kafka.bootstrap.as_str()), (5, "h:2"));
+        assert_eq!((p.num, p.kafka.bootstrap.as_str()), (None, "h:2"));
+    }
+
+    #[test]
+    fn peek_takes_kcat_s_and_rpk_s_flags() {
+        let peek = |args: &[&str]| {
+            let mut all = vec!["spine-tui", "-X", "sasl.username=u", "peek"];
+            all.extend(args);
+            match parse(&all).command {
+                Some(Command::Peek(p)) => p,
+                None => panic!("peek"),
+            }
+        };
+        let p = peek(&[
+            "-p",
+            "0",
+            "-o",
+            "beginning",
+            "-n",
+            "3",
+            "-b",
+            "h:9",
+            "-t",
+            "t9",
+            "-f",
+        ]);
+        assert_eq!(
+            (p.partition, p.offset, p.num, p.follow),
+            (Some(0), Some(Start::Beginning), Some(3), true)
+        );
+        assert_eq!(
+            (p.kafka.bootstrap.as_str(), p.kafka.topic.as_str()),
+            ("h:9", "t9")
+        );
+        for (given, start) in [
+            ("end", Start::End),
+            ("42", Start::Offset(42)),
+            ("-5", Start::Last(5)),
+            ("@1700000000000", Start::Time(1_700_000_000_000)),
+        ] {
+            assert_eq!(peek(&["-o", given]).offset, Some(start), "{given}");
+        }
+        assert_eq!(peek(&["--offset=-5"]).offset, Some(Start::Last(5)));
+        let p = peek(&["-X", "sasl.password=hunter2"]);
+        let props = p.kafka.client_properties().to_string();
+        assert_eq!(props, "sasl.username=u,sasl.password=***");
+        let p = peek(&[]);
+        assert_eq!(
+            (p.partition, p.offset, p.num, p.follow),
+            (None, None, None, false)
+        );
     }
 
     #[test]
@@ -192,6 +312,11 @@ mod tests {
             (vec!["spine-tui", "--api", "localhost:8000"], "invalid SPINE_API (--api) \"localhost:8000\": expected an http:// URL"),
             (vec!["spine-tui", "--api", "https://x"], "invalid SPINE_API (--api) \"https://x\": expected an http:// URL (spine-tui speaks plain HTTP"),
             (vec!["spine-tui", "peek", "--num", "0"], "invalid --num \"0\": expected a number of records from 1"),
+            (vec!["spine-tui", "peek", "-o", "-0"], "invalid --offset \"-0\": expected beginning, end, an offset, -N"),
+            (vec!["spine-tui", "peek", "-o", "yesterday"], "invalid --offset \"yesterday\": expected beginning"),
+            (vec!["spine-tui", "peek", "-o", "@x"], "invalid --offset \"@x\": expected"),
+            (vec!["spine-tui", "peek", "-p", "-1"], "invalid --partition \"-1\": expected a partition number"),
+            (vec!["spine-tui", "peek", "-X", "sasl.password"], "invalid --kafka-property: expected key=value"),
         ] {
             let err = TuiArgs::try_parse_from(&args).expect_err("invalid");
             let sub = command.find_subcommand("peek").cloned();

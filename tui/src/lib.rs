@@ -4,6 +4,8 @@
 //! - [`ui`]: draws the state, one file per pane;
 //! - [`run`]: the event loop that owns the state, folding keys, ticks and source messages;
 //! - [`sources`]: the API poller (a task) and the topic tail (a thread), reporting by message;
+//! - [`inspect`]: what the detail views show (a record, an order's history, a batch, a dead
+//!   letter) and the JSON `y` copies;
 //! - [`peek`]: `spine-tui peek --num N`, the newest records as JSON lines;
 //! - [`model`], [`text`], [`rate`], [`keys`], [`config`]: the data, safe strings, the events/s
 //!   meter, the key bindings and the command line;
@@ -13,6 +15,7 @@ pub mod app;
 pub mod config;
 #[cfg(feature = "test-hooks")]
 pub mod faults;
+pub mod inspect;
 pub mod keys;
 pub mod model;
 pub mod peek;

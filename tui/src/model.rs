@@ -124,6 +124,18 @@ pub struct TailRecord {
     /// shown, but not counted in the events/s rate.
     pub backfill: bool,
     pub body: TailBody,
+    /// The record as it came, for its detail view (`crate::inspect`).
+    pub raw: RawRecord,
+}
+
+/// What the detail view of a record shows beyond the row: the bytes as they came.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    /// The record's timestamp (ms since the epoch), if it has one.
+    pub timestamp_ms: Option<i64>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -173,6 +185,11 @@ impl TailRecord {
             offset,
             backfill: false,
             body,
+            raw: RawRecord {
+                key: key.map(<[u8]>::to_vec),
+                value: value.map(<[u8]>::to_vec),
+                ..RawRecord::default()
+            },
         }
     }
 

@@ -100,6 +100,7 @@ mod tests {
                 key: Some(tenant.into()),
                 reason: "x".into(),
             },
+            raw: Default::default(),
         }
     }
 

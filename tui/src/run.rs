@@ -19,7 +19,8 @@ use tracing::info;
 
 use crate::app::{App, Connection, Effect, Msg};
 use crate::config::TuiArgs;
-use crate::sources::{api, topic};
+pub use crate::sources::requests::Outbox;
+use crate::sources::{api, requests, topic};
 use crate::text::SafeText;
 use crate::{keys, ui};
 
@@ -39,15 +40,30 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
     };
     let (tx, rx) = mpsc::channel(64);
     let (tenant_tx, tenant_rx) = watch::channel(None);
+    let (requests_tx, requests_rx) = mpsc::unbounded_channel();
+    let (seek_tx, seek_rx) = std::sync::mpsc::channel();
     let cancel = CancellationToken::new();
     let client = api::ApiClient::new(&args.api).context("creating the HTTP client")?;
-    tokio::spawn(api::run(client, tx.clone(), tenant_rx, cancel.clone()));
+    tokio::spawn(api::run(
+        client.clone(),
+        tx.clone(),
+        tenant_rx,
+        cancel.clone(),
+    ));
+    tokio::spawn(requests::run(client, requests_rx, tx.clone(), seek_tx));
     // The thread ends by itself on `cancel` (within one poll); nothing waits for it.
-    let _tail = topic::spawn(
-        topic::TailConfig::new(&args.kafka.bootstrap, &args.kafka.topic),
+    let _tail = topic::spawn_seekable(
+        topic::TailConfig::new(&args.kafka.bootstrap, &args.kafka.topic)
+            .with_properties(args.kafka.client_properties()),
         tx,
         cancel.clone(),
+        seek_rx,
     );
+    let outbox = Outbox {
+        tenant: tenant_tx,
+        requests: Some(requests_tx),
+        clipboard: Some(Box::new(requests::osc52)),
+    };
 
     log_panics();
     // Installs a panic hook that restores the terminal before anything is printed.
@@ -65,7 +81,7 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
         &mut terminal,
         App::new(conn, Instant::now()),
         rx,
-        tenant_tx,
+        outbox,
         EventStream::new(),
         spine_core::shutdown::signal(),
     );
@@ -102,7 +118,7 @@ pub async fn ui_loop<B, I>(
     terminal: &mut Terminal<B>,
     mut app: App,
     mut sources: mpsc::Receiver<Msg>,
-    tenant: watch::Sender<Option<SafeText>>,
+    out: impl Into<Outbox>,
     input: I,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<LoopStats>
@@ -110,6 +126,7 @@ where
     B: Backend,
     I: Stream<Item = std::io::Result<TermEvent>> + Unpin,
 {
+    let mut out = out.into();
     let mut input = input.fuse();
     let mut frame = tokio::time::interval(FRAME);
     frame.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -126,8 +143,13 @@ where
             () = &mut shutdown => break,
             event = input.next() => match event {
                 Some(Ok(TermEvent::Key(key))) => {
-                    if let Some(action) = keys::action(key) {
-                        apply(&mut app, Msg::Action(action), &tenant);
+                    let action = if app.edit.is_some() {
+                        keys::edit_action(key)
+                    } else {
+                        keys::action(key)
+                    };
+                    if let Some(action) = action {
+                        apply(&mut app, Msg::Action(action), &mut out);
                         if app.quit {
                             break;
                         }
@@ -153,7 +175,7 @@ where
             }
             Some(msg) = sources.recv() => {
                 stats.messages += 1;
-                apply(&mut app, msg, &tenant);
+                apply(&mut app, msg, &mut out);
                 dirty = true;
             }
         }
@@ -175,8 +197,24 @@ fn draw<B: Backend>(
     Ok(())
 }
 
-fn apply(app: &mut App, msg: Msg, tenant: &watch::Sender<Option<SafeText>>) {
-    if let Some(Effect::TenantFilter(t)) = app.update(msg) {
-        tenant.send_replace(t);
+fn apply(app: &mut App, msg: Msg, out: &mut Outbox) {
+    match app.update(msg) {
+        None => {}
+        Some(Effect::TenantFilter(t)) => {
+            out.tenant.send_replace(t);
+        }
+        // Between two draws, so the sequence never lands inside one.
+        Some(Effect::Copy(text)) => {
+            if let Some(copy) = out.clipboard.as_mut() {
+                if let Err(e) = copy(&text) {
+                    tracing::warn!(error = %e, "cannot copy to the clipboard");
+                }
+            }
+        }
+        Some(request) => {
+            if let Some(requests) = &out.requests {
+                let _ = requests.send(request);
+            }
+        }
     }
 }

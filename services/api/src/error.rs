@@ -12,6 +12,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("not found")]
     NotFound,
+    /// A route's object that is not there (an unknown order), saying which.
+    #[error("{0}")]
+    Missing(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     /// Postgres is down, slow past the statement timeout, or the schema is not there yet.
@@ -29,7 +32,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::Missing(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -59,6 +59,8 @@ pub fn app(state: AppState) -> Router {
     let data = layers::shed(
         Router::new()
             .route("/orders", get(routes::orders::orders))
+            .route("/orders/{tenant}/{order_id}", get(routes::order::order))
+            .route("/dead_letters", get(routes::dead_letters::dead_letters))
             .route("/stats", get(routes::stats::stats))
             .route("/batches", get(routes::batches::batches)),
         state.permits.clone(),

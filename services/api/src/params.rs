@@ -41,6 +41,11 @@ impl Params {
         Ok(Params(params))
     }
 
+    /// The raw value of one parameter, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     /// `limit`: an integer within `1..=max`, `default` when absent.
     pub fn limit(&self, default: i64, max: i64) -> Result<i64, ApiError> {
         match self.0.get("limit") {

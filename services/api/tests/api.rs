@@ -173,6 +173,37 @@ async fn stats_count_orders_revenue_and_statuses_and_follow_new_batches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_show_the_gaps_of_the_last_day() {
+    let s = Server::start().await;
+    assert_eq!(s.json("/batches").await["gaps"], json!([]));
+    s.sql(SEED).await;
+    s.sql(
+        "INSERT INTO stream_gaps (consumer_group, topic, kafka_partition, from_offset, to_offset, detected_at, reason) VALUES
+          ('stream-processor', 'events', 1, 20000, 0, now() - interval '2 days', 'offset_beyond_log_end'),
+          ('stream-processor', 'events', 0, 40, 100, '2099-01-01T00:00:00Z', 'offset_before_log_start'),
+          ('stream-processor', 'events', 2, 20000, 0, now() - interval '1 hour', 'offset_beyond_log_end');",
+    )
+    .await;
+    let b = s.json("/batches").await;
+    let gaps = b["gaps"].as_array().expect("gaps array");
+    assert_eq!(
+        gaps.len(),
+        2,
+        "the one of two days ago is left out: {gaps:?}"
+    );
+    assert_eq!(
+        gaps[0],
+        json!({"consumer_group": "stream-processor", "topic": "events", "partition": 0,
+               "from_offset": 40, "to_offset": 100, "detected_at": "2099-01-01T00:00:00.000000Z",
+               "reason": "offset_before_log_start"}),
+        "newest first"
+    );
+    assert_eq!(gaps[1]["partition"], 2);
+    assert_eq!(gaps[1]["reason"], "offset_beyond_log_end");
+    assert_eq!(b["batches"][0]["batch_id"], 7, "the other fields stay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_show_ranges_and_each_partitions_lag() {
     let s = Server::start().await;
     s.sql(SEED).await;
@@ -351,7 +382,13 @@ async fn without_a_database_it_answers_503_and_stays_up() {
         .user("postgres")
         .dbname("x");
     let s = Server::serve(db.clone(), Some(nowhere)).await;
-    for path in ["/orders", "/stats", "/batches"] {
+    for path in [
+        "/orders",
+        "/stats",
+        "/batches",
+        "/dead_letters",
+        "/orders/acme/o-1",
+    ] {
         let (status, _, body) = s.get(path).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
         assert_eq!(body, r#"{"error":"database unavailable"}"#);

@@ -240,4 +240,5 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
         assert_eq!(p["next_offset"].as_i64(), Some(ends[partition]));
         assert_eq!(p["lag"], 0);
     }
+    assert_eq!(batches["gaps"], Value::Array(vec![]), "nothing was skipped");
 }

@@ -17,18 +17,19 @@ fn path() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => prop::sample::select(vec![
             "/orders", "/stats", "/batches", "/", "/app.js", "/app.css", "/metrics", "/livez",
-            "/healthz", "/readyz",
+            "/healthz", "/readyz", "/dead_letters", "/orders/acme/ord-1",
         ])
         .prop_map(str::to_owned),
         1 => "(/[a-zA-Z0-9._~%-]{0,12}){1,4}/?",
-        1 => prop::sample::select(vec!["/orders/", "//orders", "/orders/1", "/%6Frders", "/ORDERS", "/./orders", "/stats%00"])
+        1 => prop::sample::select(vec!["/orders/", "//orders", "/orders/1", "/%6Frders", "/ORDERS", "/./orders", "/stats%00",
+            "/orders/%ff/x", "/orders/acme/%00", "/orders/a/b/c", "/orders/%3Cscript%3E/a%2Fb", "/dead_letters/1"])
             .prop_map(str::to_owned),
     ]
 }
 
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => prop::sample::select(vec!["tenant", "status", "limit"]).prop_map(str::to_owned),
+        4 => prop::sample::select(vec!["tenant", "status", "limit", "partition"]).prop_map(str::to_owned),
         1 => "[a-zA-Z%0-9_\\[\\]]{0,8}",
     ]
 }
@@ -177,7 +178,10 @@ fn generated_requests_never_get_a_5xx_and_every_4xx_is_json() {
                 );
                 if status.as_u16() == 503 {
                     prop_assert!(
-                        saturated && ["/orders", "/stats", "/batches"].contains(&url.path()),
+                        saturated
+                            && (["/orders", "/stats", "/batches", "/dead_letters"]
+                                .contains(&url.path())
+                                || url.path().starts_with("/orders/")),
                         "only a saturated database route sheds: {what}"
                     );
                     prop_assert!(retry_after.is_some(), "{what}");

@@ -16,6 +16,8 @@ use spine_core::event::{parse_event, truncate_text, Event, MAX_REASON_BYTES};
 /// The most of a dead letter's key, and of its payload, that is kept (64 KiB).
 pub const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
 
+use crate::gaps::Gap;
+
 /// A valid event and where it was read.
 #[derive(Debug, Clone)]
 pub struct Located {
@@ -86,6 +88,12 @@ pub struct Batch {
     pub started_at: Option<DateTime<Utc>>,
     /// Time spent polling and parsing this batch's records (idle waiting excluded).
     pub fetch_time: Duration,
+    /// Offsets skipped in or before this batch (`ON_DATA_LOSS=continue`), written to
+    /// `stream_gaps` in its transaction.
+    pub gaps: Vec<Gap>,
+    /// Partitions this batch reads after a gap at its start: the stored offset the fence must
+    /// find there (the gap's `from_offset`), which is not the range's start.
+    pub fence_starts: BTreeMap<i32, i64>,
 }
 
 impl Batch {
@@ -106,6 +114,26 @@ impl Batch {
     /// Where the next record of `partition` must be, if this batch already read from it.
     pub fn next_offset(&self, partition: i32) -> Option<i64> {
         self.ranges.get(&partition).map(|r| r.end)
+    }
+
+    /// The stored offset the fence expects for `partition`: its range's start, unless the
+    /// batch begins after a gap ([`Batch::start_after_gap`]).
+    pub fn fence_start(&self, partition: i32) -> Option<i64> {
+        let range = self.ranges.get(&partition)?;
+        Some(
+            self.fence_starts
+                .get(&partition)
+                .copied()
+                .unwrap_or(range.start),
+        )
+    }
+
+    /// Records a gap before this batch's first record of `gap.partition`: the stored offset is
+    /// still `gap.from_offset` (the fence checks it), the range starts at `gap.to_offset`
+    /// (pass it as the `position` of that first [`Batch::push`]).
+    pub fn start_after_gap(&mut self, gap: Gap) {
+        self.fence_starts.insert(gap.partition, gap.from_offset);
+        self.gaps.push(gap);
     }
 
     /// Adds one record. `position` is the stored offset of its partition, used as the range's
@@ -155,6 +183,10 @@ impl Batch {
         let Some(range) = self.ranges.get_mut(&partition) else {
             return;
         };
+        // The other writer read the same log: it recorded the gaps before `from` itself.
+        self.fence_starts.remove(&partition);
+        self.gaps
+            .retain(|g| g.partition != partition || g.from_offset >= from);
         if from >= range.end {
             self.ranges.remove(&partition);
         } else {

@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::Parser;
 use spine_core::config::{parse_u64_in, KafkaArgs, LogArgs, MetricsArgs, PostgresArgs};
 
+use crate::gaps::OnDataLoss;
+
 /// Reads order events from the topic in micro-batches and writes each batch to Postgres in
 /// one transaction, offsets included: exactly once, restartable at any instant.
 #[derive(Parser, Debug, Clone)]
@@ -36,6 +38,12 @@ pub struct ProcessorArgs {
     #[arg(long = "max-batch-bytes", env = "MAX_BATCH_BYTES", default_value = "16777216",
           value_parser = |s: &str| parse_u64_in(s, 1024, MAX_BATCH_BYTES_LIMIT, "a whole number of bytes"))]
     pub max_batch_bytes: u64,
+
+    /// What to do when offsets to read are gone (the broker lost records, the topic was
+    /// recreated, retention removed unread records): fail (write nothing, exit 3) or continue
+    /// (resume where the log has records and record the gap in stream_gaps)
+    #[arg(long = "on-data-loss", env = "ON_DATA_LOSS", value_enum, default_value_t = OnDataLoss::Fail)]
+    pub on_data_loss: OnDataLoss,
 
     /// Process everything up to the end of the topic as seen at start, then exit 0 (as Spark's
     /// Trigger.AvailableNow)

@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod config;
 pub mod faults;
+pub mod gaps;
 pub mod metrics;
 pub mod sink;
 pub mod stream;
@@ -66,6 +67,7 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> anyhow::Re
 
     let cfg = stream::LoopConfig {
         bootstrap: args.kafka.bootstrap.clone(),
+        kafka_properties: args.kafka.client_properties(),
         topic: args.kafka.topic.clone(),
         consumer_group: args.consumer_group.clone(),
         trigger: if args.available_now {
@@ -76,6 +78,7 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> anyhow::Re
         max_batch_rows: usize::try_from(args.max_batch_rows).unwrap_or(usize::MAX),
         max_batch_bytes: usize::try_from(args.max_batch_bytes).unwrap_or(usize::MAX),
         available_now: args.available_now,
+        on_data_loss: args.on_data_loss,
         crash_at: args.crash_at,
     };
     let consumer = stream::create_consumer(&cfg, pool, shutdown.clone())?;

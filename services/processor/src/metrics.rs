@@ -17,6 +17,8 @@ pub struct Metrics {
     pub lag: IntGaugeVec,
     pub write_retries: IntCounter,
     pub fenced: IntCounter,
+    /// Gaps skipped with ON_DATA_LOSS=continue, counted when recorded (see [`crate::gaps`]).
+    pub data_loss: IntCounterVec,
 }
 
 impl Metrics {
@@ -77,6 +79,18 @@ impl Metrics {
             ))
             .expect("valid metric"),
         );
+        let data_loss = register(
+            &registry,
+            IntCounterVec::new(
+                opts!(
+                    "spine_processor_data_loss_total",
+                    "Gaps of offsets whose records were gone, skipped and recorded in stream_gaps \
+                     (ON_DATA_LOSS=continue), by partition"
+                ),
+                &["partition"],
+            )
+            .expect("valid metric"),
+        );
         // Every outcome shows from the start, at 0.
         for outcome in ["inserted", "duplicate", "stale", "dead_letter"] {
             rows.with_label_values(&[outcome]);
@@ -89,6 +103,7 @@ impl Metrics {
             lag,
             write_retries,
             fenced,
+            data_loss,
         }
     }
 

@@ -220,6 +220,12 @@ impl Writer {
         // 1. The fence: every partition's stored offset must still be where this batch started.
         let partitions: Vec<i32> = batch.ranges.keys().copied().collect();
         let starts: Vec<i64> = batch.ranges.values().map(|r| r.start).collect();
+        // Where the stored offsets must be: the ranges' starts, or before a gap at a batch's
+        // start (ON_DATA_LOSS=continue), the offset stored before it.
+        let fence_starts: Vec<i64> = partitions
+            .iter()
+            .filter_map(|&p| batch.fence_start(p))
+            .collect();
         let ends: Vec<i64> = batch.ranges.values().map(|r| r.end).collect();
         let hwms: Vec<i64> = batch
             .ranges
@@ -234,7 +240,7 @@ impl Writer {
                     &self.consumer_group,
                     &self.topic,
                     &partitions,
-                    &starts,
+                    &fence_starts,
                     &ends,
                     &hwms,
                 ],
@@ -398,6 +404,10 @@ impl Writer {
         tx.execute(&stmt, &[&batch_id, &partitions, &starts, &ends])
             .await?;
 
+        if !batch.gaps.is_empty() {
+            self.insert_gaps(&tx, batch).await?;
+        }
+
         self.faults.before_commit();
         tx.commit().await?;
         self.faults.after_commit();
@@ -407,6 +417,63 @@ impl Writer {
             ..counts
         })
     }
+}
+
+impl Writer {
+    /// The batch's gaps, in `stream_gaps` (see [`crate::gaps`]).
+    async fn insert_gaps(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        batch: &Batch,
+    ) -> Result<(), SinkError> {
+        let g = &batch.gaps;
+        let partitions: Vec<i32> = g.iter().map(|x| x.partition).collect();
+        let from: Vec<i64> = g.iter().map(|x| x.from_offset).collect();
+        let to: Vec<i64> = g.iter().map(|x| x.to_offset).collect();
+        let at: Vec<DateTime<Utc>> = g.iter().map(|x| x.detected_at).collect();
+        let reasons: Vec<&str> = g.iter().map(|x| x.reason.as_str()).collect();
+        let stmt = tx.prepare_cached(INSERT_GAPS).await?;
+        tx.execute(
+            &stmt,
+            &[
+                &self.consumer_group,
+                &self.topic,
+                &partitions,
+                &from,
+                &to,
+                &at,
+                &reasons,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+const INSERT_GAPS: &str = "
+INSERT INTO stream_gaps (consumer_group, topic, kafka_partition, from_offset, to_offset,
+                         detected_at, reason)
+SELECT $1, $2, * FROM unnest($3::int[], $4::bigint[], $5::bigint[], $6::timestamptz[], $7::text[])";
+
+/// The stored offsets of `partitions`, creating rows at each one's given start (a group that
+/// never read a partition starts at the log's start, its low watermark).
+pub async fn load_or_init_offsets_at(
+    client: &impl GenericClient,
+    consumer_group: &str,
+    topic: &str,
+    starts: &BTreeMap<i32, i64>,
+) -> Result<BTreeMap<i32, i64>, tokio_postgres::Error> {
+    let partitions: Vec<i32> = starts.keys().copied().collect();
+    let offsets: Vec<i64> = starts.values().copied().collect();
+    client
+        .execute(
+            "INSERT INTO stream_offsets (consumer_group, topic, kafka_partition, next_offset)
+             SELECT $1, $2, p, o FROM unnest($3::int[], $4::bigint[]) AS u(p, o)
+             ON CONFLICT DO NOTHING",
+            &[&consumer_group, &topic, &partitions, &offsets],
+        )
+        .await?;
+    load_offsets(client, consumer_group, topic, &partitions).await
 }
 
 /// The stored offsets of `partitions`, creating rows at offset 0 for partitions this group

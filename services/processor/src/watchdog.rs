@@ -37,10 +37,12 @@ impl StallWatch {
         }
     }
 
-    /// The assignment changed: give the new owners time to start.
+    /// The assignment changed (a rebalance, or the re-join this watch asked for): give the
+    /// new owners time to start. A backoff already running is kept: the re-join it follows
+    /// resets the watch too, and must not cut it short.
     pub fn reset(&mut self, now: Instant) {
         self.seen.clear();
-        self.quiet_until = now + STALL_AFTER;
+        self.quiet_until = self.quiet_until.max(now + STALL_AFTER);
     }
 
     /// Feeds what was observed for the partitions this member does NOT own: their stored
@@ -48,17 +50,22 @@ impl StallWatch {
     pub fn observe(&mut self, now: Instant, others: &BTreeMap<i32, (i64, i64)>) -> Vec<i32> {
         self.seen.retain(|p, _| others.contains_key(p));
         let mut stalled = Vec::new();
+        let mut waiting = false;
         for (&p, &(stored, end)) in others {
             let entry = self.seen.entry(p).or_insert((stored, now));
             if entry.0 != stored {
                 *entry = (stored, now);
             }
+            waiting |= end > stored;
             if end > stored && now.duration_since(entry.1) >= STALL_AFTER {
                 stalled.push(p);
             }
         }
-        if stalled.is_empty() {
+        if !waiting {
+            // Every other partition is caught up: a stall later is a new one.
             self.backoff = STALL_AFTER;
+        }
+        if stalled.is_empty() {
             return stalled;
         }
         if now < self.quiet_until {
@@ -128,6 +135,31 @@ mod tests {
             "now twice as far apart"
         );
         assert_eq!(w.observe(first + STALL_AFTER * 4, &stuck), vec![0]);
+    }
+
+    #[test]
+    fn the_reset_after_a_re_join_keeps_the_backoff() {
+        // As the loop does it: every firing re-joins the group, and the re-join (and the
+        // assignment it brings) resets the watch.
+        let t0 = Instant::now();
+        let mut w = StallWatch::new(t0);
+        let stuck = others(&[(0, 0, 9)]);
+        w.observe(t0, &stuck);
+        let first = t0 + STALL_AFTER;
+        assert_eq!(w.observe(first, &stuck), vec![0]);
+        w.reset(first);
+        w.observe(first, &stuck);
+        let second = first + STALL_AFTER;
+        assert_eq!(w.observe(second, &stuck), vec![0]);
+        w.reset(second);
+        w.observe(second, &stuck);
+        // The backoff is now twice STALL_AFTER: the reset must not bring the next one closer.
+        assert!(
+            w.observe(second + STALL_AFTER, &stuck).is_empty(),
+            "re-joined again only STALL_AFTER after the last re-join"
+        );
+        assert!(w.observe(second + part(19, 10), &stuck).is_empty());
+        assert_eq!(w.observe(second + STALL_AFTER * 2, &stuck), vec![0]);
     }
 
     #[test]

@@ -253,3 +253,98 @@ async fn a_frozen_replicas_stale_batch_is_refused() {
     assert_exactly_once(&db, &all).await;
     drop(cluster);
 }
+
+/// With `auto.offset.reset=error`, a fetch answered "offset out of range" stops that partition
+/// in librdkafka and is reported without saying which partition. The processor re-joins the
+/// group, which checks every stored offset against its log again: here they are all inside
+/// (the error was spurious), so it resumes where it was, rewinding nothing and losing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offset_out_of_range_fetch_error_is_checked_and_reading_resumes() {
+    let topic = unique_name("events");
+    let cluster = mock_cluster(&topic);
+    let bootstrap = cluster.bootstrap_servers();
+    let db = postgres().fresh_database().await;
+    let (first, mut all) = events(0, 300);
+    produce(&bootstrap, &topic, &first);
+
+    let stop = CancellationToken::new();
+    let args = common::args(&bootstrap, &topic, "g", &db, &[]);
+    let processor = tokio::spawn(spine_processor::run(args, stop.clone()));
+    wait_for_events(&db, 300, Duration::from_secs(60)).await;
+
+    cluster.request_errors(
+        RDKafkaApiKey::Fetch,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE; 3],
+    );
+    let (second, more) = events(300, 300);
+    let bs = bootstrap.clone();
+    let t = topic.clone();
+    tokio::task::spawn_blocking(move || produce(&bs, &t, &second))
+        .await
+        .expect("produce");
+    all.extend(more);
+    wait_for_events(&db, 600, Duration::from_secs(60)).await;
+
+    stop.cancel();
+    let summary = processor
+        .await
+        .expect("join")
+        .expect("clean exit on shutdown");
+    assert_eq!(summary.input_rows, 600, "nothing read twice");
+    assert_exactly_once(&db, &all).await;
+    let gaps: i64 = db
+        .connect()
+        .await
+        .query_one("SELECT count(*) FROM stream_gaps", &[])
+        .await
+        .expect("gaps")
+        .get(0);
+    assert_eq!(gaps, 0, "nothing was lost");
+    drop(cluster);
+}
+
+/// A fresh broker (or a recreated topic) meets an old database: the stored offsets are past the
+/// log's end. With `--available-now` and a group that takes a while to hand out partitions, the
+/// run must not read "stored offset ≥ the end at start" in Postgres as "caught up" and exit 0:
+/// it waits for its partitions, finds the data loss, and stops with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn available_now_does_not_take_offsets_past_the_end_for_caught_up() {
+    let topic = unique_name("events");
+    let cluster = mock_cluster(&topic);
+    let bootstrap = cluster.bootstrap_servers();
+    let db = postgres().fresh_database().await;
+    let (records, _) = events(0, 30);
+    produce(&bootstrap, &topic, &records);
+    {
+        let mut c = db.connect().await;
+        spine_core::schema::migrate(&mut c).await.expect("migrate");
+        c.execute(
+            "INSERT INTO stream_offsets (consumer_group, topic, kafka_partition, next_offset)
+             SELECT 'g', $1, p, 1000 FROM generate_series(0, 2) AS p",
+            &[&topic],
+        )
+        .await
+        .expect("old offsets");
+    }
+    // The coordinator is slow to let the member join.
+    cluster.request_errors(
+        RDKafkaApiKey::JoinGroup,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS; 5],
+    );
+    let args = common::args(&bootstrap, &topic, "g", &db, &["--available-now"]);
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        spine_processor::run(args, CancellationToken::new()),
+    )
+    .await
+    .expect("the run ends");
+    let error = result.expect_err("data loss, not caught up");
+    assert!(
+        error
+            .downcast_ref::<spine_processor::gaps::DataLoss>()
+            .is_some(),
+        "{error:#}"
+    );
+    assert!(stored_ids(&db).await.is_empty(), "nothing written");
+    drop(cluster);
+}

@@ -62,6 +62,10 @@ impl Sink {
             .get(0)
     }
 
+    async fn sql(&self, sql: &str) {
+        self.db.connect().await.batch_execute(sql).await.expect(sql);
+    }
+
     async fn offset(&self, partition: i32) -> i64 {
         let c = self.db.connect().await;
         c.query_one(
@@ -446,6 +450,74 @@ async fn batch_ids_increase_and_record_each_partitions_range() {
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
     assert_eq!(ranges, vec![(1, 0, 0, 2), (1, 2, 0, 8), (2, 0, 2, 3)]);
+}
+
+/// After a log that started over (ON_DATA_LOSS=continue), the batch reads from the new log's
+/// start while the stored offset is still the old one: the fence checks the old one, the
+/// batch's range starts at the new start, and the gap is written in the same transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_after_a_gap_writes_the_gap_with_it_or_not_at_all() {
+    use spine_processor::gaps::{check_next, check_stored};
+    let s = Sink::new().await;
+    let e = |id| event("acme", &format!("o{id}"), EventType::OrderPlaced, 1, id);
+    s.write(&batch_of(0, 0, &json(&[&e(1), &e(2), &e(3)])))
+        .await
+        .expect("before the wipe");
+    // ... and many more batches: 50 read before the broker lost its data.
+    s.sql("UPDATE stream_offsets SET next_offset = 50 WHERE kafka_partition = 0")
+        .await;
+    let gaps = || async {
+        let c = s.db.connect().await;
+        c.query(
+            "SELECT kafka_partition, from_offset, to_offset, reason FROM stream_gaps ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("gaps")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect::<Vec<(i32, i64, i64, String)>>()
+    };
+
+    // The log now holds offsets 0..5 (new records), offset 1 without a record.
+    let now = chrono::Utc::now();
+    let mut b = Batch::default();
+    b.start_after_gap(check_stored(0, 50, 0, 5, now).expect("beyond the end"));
+    b.push(0, 0, 0, None, Some(&e(10).to_json()));
+    b.gaps
+        .push(check_next(0, 1, 2, now).expect("offset 1 missing"));
+    for (offset, id) in [(2, 11), (3, 12), (4, 13)] {
+        b.push(0, offset, 0, None, Some(&e(id).to_json()));
+    }
+
+    // A stale stored offset (another writer moved it): refused, and no gap row either.
+    s.sql("UPDATE stream_offsets SET next_offset = 51 WHERE kafka_partition = 0")
+        .await;
+    assert!(matches!(s.write(&b).await, Err(SinkError::Fenced)));
+    assert_eq!(gaps().await, vec![]);
+    s.sql("UPDATE stream_offsets SET next_offset = 50 WHERE kafka_partition = 0")
+        .await;
+
+    s.write(&b).await.expect("the fence finds the old offset");
+    assert_eq!(s.offset(0).await, 5, "the new log read to its end");
+    assert_eq!(
+        gaps().await,
+        vec![
+            (0, 50, 0, "offset_beyond_log_end".to_string()),
+            (0, 1, 2, "offsets_missing_in_log".to_string()),
+        ]
+    );
+    let c = s.db.connect().await;
+    let range: (i64, i64) = c
+        .query_one(
+            "SELECT start_offset, end_offset FROM stream_batch_partitions WHERE batch_id = 2",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .expect("the second batch's range");
+    assert_eq!(range, (0, 5), "the range starts at the new log's start");
+    assert_eq!(s.count("events").await, 7);
 }
 
 /// Small universe, so orders collide and times tie; ids derive everything, so a repeated id

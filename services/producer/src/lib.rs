@@ -27,9 +27,10 @@ pub async fn run(args: ProducerArgs, shutdown: CancellationToken) -> anyhow::Res
     let metrics = publish::Metrics::new(&args.tenants.0);
     let ops = OpsServer::start(args.metrics.addr, metrics.registry.clone(), &shutdown).await?;
     let readiness = ops.readiness.clone();
+    let properties = args.kafka.client_properties();
 
     let ensured = tokio::select! {
-        r = publish::ensure_topic(&args.kafka.bootstrap, &args.kafka.topic, args.topic_partitions) => Some(r),
+        r = publish::ensure_topic(&args.kafka.bootstrap, &properties, &args.kafka.topic, args.topic_partitions) => Some(r),
         _ = shutdown.cancelled() => None,
     };
     match ensured {
@@ -41,7 +42,7 @@ pub async fn run(args: ProducerArgs, shutdown: CancellationToken) -> anyhow::Res
     let seed = args.seed.unwrap_or_else(rand::random);
     info!(topic = %args.kafka.topic, tenants = ?args.tenants.0, mode = ?args.mode,
           events_per_second = args.events_per_second, count = ?args.count, seed, "producing");
-    let producer = publish::create_producer(&args.kafka.bootstrap, metrics)?;
+    let producer = publish::create_producer(&args.kafka.bootstrap, &properties, metrics)?;
     let stop = shutdown.clone();
     let produced = tokio::task::spawn_blocking(move || {
         let mut generator = generator::Generator::new(args.tenants.0.clone(), args.mode, seed);

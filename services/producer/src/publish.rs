@@ -7,12 +7,12 @@ use anyhow::Context as _;
 use prometheus::{opts, IntCounter, IntCounterVec, Registry};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use spine_core::backoff::{sleep_blocking, Backoff};
+use spine_core::config::KafkaProperties;
 use spine_core::event::EventType;
 use spine_core::metrics::register;
 use spine_core::throttle::Throttle;
@@ -127,8 +127,14 @@ impl ProducerContext for DeliveryContext {
 
 pub type EventProducer = ThreadedProducer<DeliveryContext>;
 
-pub fn create_producer(bootstrap: &str, metrics: Metrics) -> anyhow::Result<EventProducer> {
-    ClientConfig::new()
+/// `properties` are `-X`/`KAFKA_PROPERTIES` (SASL, TLS); the settings below win over them.
+pub fn create_producer(
+    bootstrap: &str,
+    properties: &KafkaProperties,
+    metrics: Metrics,
+) -> anyhow::Result<EventProducer> {
+    properties
+        .client_config()
         .set("bootstrap.servers", bootstrap)
         .set("client.id", "spine-producer")
         // Exactly one copy of each event per send, in order per partition, even on retries.
@@ -153,8 +159,14 @@ pub fn create_producer(bootstrap: &str, metrics: Metrics) -> anyhow::Result<Even
 /// does not answer or is not ready yet; gives up at once, with the broker's reason, on an
 /// answer that retrying cannot change (not authorised, an invalid partition count,
 /// replication factor or topic name: see [`is_permanent`]).
-pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+pub async fn ensure_topic(
+    bootstrap: &str,
+    properties: &KafkaProperties,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = properties
+        .client_config()
         .set("bootstrap.servers", bootstrap)
         .create()
         .context("creating the Kafka admin client")?;

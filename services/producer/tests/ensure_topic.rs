@@ -27,9 +27,11 @@ fn partitions_of(bootstrap: &str, topic: &str) -> usize {
 async fn the_topic_is_created_once_and_an_existing_one_is_accepted() {
     let bootstrap = tansu().bootstrap();
     let topic = unique_name("ensure");
-    ensure_topic(&bootstrap, &topic, 3).await.expect("created");
+    ensure_topic(&bootstrap, &Default::default(), &topic, 3)
+        .await
+        .expect("created");
     assert_eq!(partitions_of(&bootstrap, &topic), 3);
-    ensure_topic(&bootstrap, &topic, 3)
+    ensure_topic(&bootstrap, &Default::default(), &topic, 3)
         .await
         .expect("an existing topic is fine");
 }
@@ -42,7 +44,7 @@ async fn a_broker_that_is_away_is_waited_for() {
     let topic = unique_name("ensure_away");
     let creating = tokio::spawn({
         let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
-        async move { ensure_topic(&bootstrap, &topic, 2).await }
+        async move { ensure_topic(&bootstrap, &Default::default(), &topic, 2).await }
     });
     // Nobody listens: ensure_topic keeps trying rather than giving up.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -66,7 +68,7 @@ async fn a_request_that_cannot_succeed_fails_at_once_with_the_reason() {
     // Retrying forever would hang here; the timeout only turns a hang into a failure.
     let err = tokio::time::timeout(
         Duration::from_secs(60),
-        ensure_topic(&bootstrap, &topic, -5),
+        ensure_topic(&bootstrap, &Default::default(), &topic, -5),
     )
     .await
     .expect("ensure_topic gives up instead of retrying")

@@ -11,9 +11,11 @@
 //! - `panes.rs`: the focus ([`Pane`]) and the state of each pane ([`TailPane`], [`OrdersPane`],
 //!   [`Polled`]);
 //! - `state.rs`: [`App`], the whole screen, and [`App::update`];
+//! - `inspect.rs`: looking closer: detail views, dead letters, the filter line, seek, zoom, copy;
 //! - `fixtures.rs`: the data their unit tests share.
 
 mod health;
+mod inspect;
 mod msg;
 mod panes;
 mod state;
@@ -24,6 +26,7 @@ mod fixtures;
 use chrono::{DateTime, FixedOffset};
 
 pub use health::{Connection, Health};
+pub use inspect::{contains, Detail, LineEdit, Loading, Purpose, View};
 pub use msg::{Action, ApiPoll, BrokerReport, Effect, FetchError, Fetched, Msg};
 pub use panes::{Change, OrdersPane, Pane, Polled, TailPane};
 pub use state::App;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Instant;
 
 use super::WallTime;
+use crate::inspect::{DeadLettersResponse, OrderHistory, WithJson};
 use crate::model::{BatchesResponse, OrdersResponse, StatsResponse, TailRecord};
 use crate::text::SafeText;
 
@@ -25,6 +26,22 @@ pub enum Action {
     TogglePause,
     CycleTenant,
     ToggleHelp,
+    /// Enter: opens the selected row (or, in a line being edited, keeps it).
+    Open,
+    /// `y`: copies the open record, order or dead letter as JSON (OSC 52).
+    Copy,
+    /// `z`: the focused pane fills the screen, and back.
+    Zoom,
+    /// `/`: opens the filter line.
+    Filter,
+    /// `d`: the dead letters.
+    DeadLetters,
+    /// `o`: seeks the tail (a prompt for partition:offset; on the batches, the selected batch).
+    Seek,
+    /// A character typed into the line being edited.
+    Type(char),
+    /// Backspace in the line being edited.
+    Erase,
 }
 
 /// Why one API request brought nothing usable.
@@ -89,6 +106,14 @@ pub enum Msg {
         report: BrokerReport,
     },
     Tick(Instant),
+    /// The answer to [`Effect::FetchOrder`].
+    OrderHistory {
+        tenant: SafeText,
+        order_id: SafeText,
+        result: Fetched<WithJson<OrderHistory>>,
+    },
+    /// The answer to [`Effect::FetchDeadLetters`].
+    DeadLetters(Fetched<WithJson<DeadLettersResponse>>),
 }
 
 /// What the event loop must do for the sources after an update.
@@ -96,4 +121,16 @@ pub enum Msg {
 pub enum Effect {
     /// Ask `/orders` for this tenant from now on (`None`: all).
     TenantFilter(Option<SafeText>),
+    /// Ask `GET /orders/{tenant}/{order_id}` once; the answer comes back as
+    /// [`Msg::OrderHistory`].
+    FetchOrder {
+        tenant: SafeText,
+        order_id: SafeText,
+    },
+    /// Ask `GET /dead_letters` once; the answer comes back as [`Msg::DeadLetters`].
+    FetchDeadLetters,
+    /// Put this text on the clipboard (the terminal's, through OSC 52).
+    Copy(String),
+    /// Read the tail's partition from this offset on.
+    Seek { partition: i32, offset: i64 },
 }

@@ -158,6 +158,10 @@ pub struct TailPane {
     pub partitions: Option<usize>,
     /// Why the tail may be empty (the topic does not exist yet).
     pub note: Option<SafeText>,
+    /// `o`: the tail shows this partition from this offset on (Esc: every partition again).
+    pub seek: Option<(i32, i64)>,
+    /// A seek whose first records have not come yet (they get the selection).
+    pub(super) seek_pending: bool,
 }
 
 impl TailPane {
@@ -170,7 +174,23 @@ impl TailPane {
             malformed: 0,
             partitions: None,
             note: None,
+            seek: None,
+            seek_pending: false,
         }
+    }
+
+    /// Starts again from `offset` of `partition`: what was read is dropped, the pause ends.
+    pub(super) fn seek_to(&mut self, partition: i32, offset: i64) {
+        self.live.clear();
+        self.frozen = None;
+        self.seek = Some((partition, offset));
+        self.seek_pending = true;
+    }
+
+    /// Whether a record is within the seek (always, without one).
+    pub fn in_seek(&self, r: &TailRecord) -> bool {
+        self.seek
+            .is_none_or(|(p, o)| r.partition == p && r.offset >= o)
     }
 
     /// Adds records read oldest first; returns those added, newest first.

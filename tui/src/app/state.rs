@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::time::Instant;
 
+use super::inspect::{Detail, LineEdit, Purpose};
 use super::{
     Action, ApiPoll, BrokerReport, Change, Connection, Effect, FetchError, Health, Msg, OrdersPane,
     Pane, Polled, TailPane, PAGE, TAIL_CAPACITY,
@@ -24,10 +25,19 @@ pub struct App {
     pub stats: Polled<StatsResponse>,
     pub batches: Polled<BatchesResponse>,
     pub focus: Pane,
-    scroll: [usize; 4],
+    /// The selected row of each pane (the first one it shows).
+    pub(super) scroll: [usize; 4],
     /// The tenant every pane is narrowed to (`None`: all).
     pub filter: Option<SafeText>,
     pub help: bool,
+    /// The open detail view (Enter, `d`), drawn over the panes.
+    pub detail: Option<Detail>,
+    /// `z`: the focused pane fills the screen.
+    pub zoom: bool,
+    /// The `/` filter on the tail and the orders (as typed; matched case-insensitively).
+    pub search: Option<String>,
+    /// The line being edited (`/` or `o`), shown in the footer.
+    pub edit: Option<LineEdit>,
     pub quit: bool,
     /// The latest time a message brought (for rates).
     pub now: Instant,
@@ -48,6 +58,10 @@ impl App {
             scroll: [0; 4],
             filter: None,
             help: false,
+            detail: None,
+            zoom: false,
+            search: None,
+            edit: None,
             quit: false,
             now,
         }
@@ -78,6 +92,12 @@ impl App {
                 self.now = self.now.max(now);
                 self.rates.prune(self.now);
             }
+            Msg::OrderHistory {
+                tenant,
+                order_id,
+                result,
+            } => self.on_order_history(tenant, order_id, result),
+            Msg::DeadLetters(result) => self.on_dead_letters(result),
         }
         None
     }
@@ -110,26 +130,45 @@ impl App {
     fn on_tail(&mut self, at: Instant, records: Vec<TailRecord>) {
         self.now = self.now.max(at);
         self.rates.record(at, &records);
-        let filter = self.filter.clone();
         let paused = self.tail.is_paused();
-        let added_visible = self
-            .tail
-            .push(records)
-            .filter(|r| matches_filter(r.tenant(), filter.as_ref()))
-            .count();
-        // Someone reading older rows keeps them in view while new ones arrive on top.
+        let added: Vec<TailRecord> = self.tail.push(records).cloned().collect();
+        let added_visible = added.iter().filter(|r| self.shows(r)).count();
         let scroll = &mut self.scroll[Pane::Tail.index()];
-        if !paused && *scroll > 0 {
+        if self.tail.seek_pending && added_visible > 0 {
+            // The first records after a seek: the oldest of them is the one sought.
+            self.tail.seek_pending = false;
+            *scroll = added_visible - 1;
+        } else if !paused && *scroll > 0 {
+            // Someone reading older rows keeps them in view while new ones arrive on top.
             *scroll += added_visible;
         }
     }
 
     fn act(&mut self, action: Action) -> Option<Effect> {
+        if self.edit.is_some() {
+            return self.edit_act(action);
+        }
+        if self.help && action == Action::Back {
+            self.help = false;
+            return None;
+        }
+        if self.detail.is_some() {
+            return self.detail_act(action);
+        }
         let pane = self.focus;
         match action {
             Action::Quit => self.quit = true,
-            Action::Back if self.help => self.help = false,
+            // Esc undoes what is in effect, one thing at a time, then quits.
+            Action::Back if self.search.is_some() => self.search = None,
+            Action::Back if self.tail.seek.is_some() => self.tail.seek = None,
+            Action::Back if self.zoom => self.zoom = false,
             Action::Back => self.quit = true,
+            Action::Open => return self.open(),
+            Action::Copy | Action::Type(_) | Action::Erase => {}
+            Action::Zoom => self.zoom = !self.zoom,
+            Action::Filter => return self.start_edit(Purpose::Filter),
+            Action::Seek => return self.start_edit(Purpose::Seek),
+            Action::DeadLetters => return self.open_dead_letters(),
             Action::FocusNext => self.focus = self.focus.next(),
             Action::FocusPrev => self.focus = self.focus.prev(),
             Action::ScrollUp => self.scroll_by(pane, -1),
@@ -166,7 +205,7 @@ impl App {
     }
 
     /// The rows a pane can scroll through.
-    fn rows(&self, pane: Pane) -> usize {
+    pub(super) fn rows(&self, pane: Pane) -> usize {
         match pane {
             Pane::Tail => self.visible_tail().count(),
             Pane::Orders => self.visible_orders().count(),
@@ -196,12 +235,15 @@ impl App {
         all
     }
 
-    /// The tail rows under the tenant filter, newest first.
+    /// The tail rows under the tenant filter, the `/` filter and the seek, newest first.
     pub fn visible_tail(&self) -> impl Iterator<Item = &TailRecord> {
-        self.tail
-            .shown()
-            .iter()
-            .filter(move |r| matches_filter(r.tenant(), self.filter.as_ref()))
+        self.tail.shown().iter().filter(move |r| self.shows(r))
+    }
+
+    fn shows(&self, r: &TailRecord) -> bool {
+        matches_filter(r.tenant(), self.filter.as_ref())
+            && self.search_matches_record(r)
+            && self.tail.in_seek(r)
     }
 
     /// The orders under the tenant filter, each with how it changed.
@@ -221,7 +263,10 @@ impl App {
                     .iter()
                     .chain(std::iter::repeat(&Change::Same)),
             )
-            .filter(move |(o, _)| matches_filter(Some(&o.tenant), self.filter.as_ref()))
+            .filter(move |(o, _)| {
+                matches_filter(Some(&o.tenant), self.filter.as_ref())
+                    && self.search_matches_order(o)
+            })
     }
 
     pub fn visible_stats(&self) -> Vec<&TenantStats> {

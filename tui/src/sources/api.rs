@@ -11,6 +11,7 @@ use tracing::{debug, info};
 
 use super::wall_now;
 use crate::app::{ApiPoll, FetchError, Fetched, Msg};
+use crate::inspect::{with_json, DeadLettersResponse, OrderHistory, WithJson};
 use crate::text::SafeText;
 
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -18,6 +19,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(800);
 /// Rows asked of `/orders` and `/batches` (both well within the API's limits).
 pub const ORDERS_LIMIT: u32 = 100;
 pub const BATCHES_LIMIT: u32 = 20;
+/// Dead letters asked of `/dead_letters` for the `d` view and a batch's detail.
+pub const DEAD_LETTERS_LIMIT: u32 = 200;
 
 #[derive(Clone, Debug)]
 pub struct ApiClient {
@@ -59,10 +62,45 @@ impl ApiClient {
         }
     }
 
+    /// `GET /orders/{tenant}/{order_id}` (each segment percent-encoded).
+    pub async fn order_history(
+        &self,
+        tenant: &str,
+        order_id: &str,
+    ) -> Fetched<WithJson<OrderHistory>> {
+        let mut url = reqwest::Url::parse(&self.base)
+            .map_err(|e| FetchError::Unreachable(format!("bad API URL: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| FetchError::Unreachable("bad API URL".into()))?
+            .pop_if_empty()
+            .extend(["orders", tenant, order_id]);
+        let json = self.get_url(url, &[]).await?;
+        with_json(json).map_err(FetchError::Invalid)
+    }
+
+    /// `GET /dead_letters`, the newest [`DEAD_LETTERS_LIMIT`].
+    pub async fn dead_letters(&self) -> Fetched<WithJson<DeadLettersResponse>> {
+        let json = self
+            .get(
+                "/dead_letters",
+                &[("limit", DEAD_LETTERS_LIMIT.to_string())],
+            )
+            .await?;
+        with_json(json).map_err(FetchError::Invalid)
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Fetched<T> {
+        self.get_url(format!("{}{path}", self.base), query).await
+    }
+
+    async fn get_url<T: DeserializeOwned>(
+        &self,
+        url: impl reqwest::IntoUrl,
+        query: &[(&str, String)],
+    ) -> Fetched<T> {
         let response = self
             .http
-            .get(format!("{}{path}", self.base))
+            .get(url)
             .query(query)
             .send()
             .await

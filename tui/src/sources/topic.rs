@@ -12,11 +12,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Headers, Message, Timestamp};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use spine_core::config::KafkaProperties;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -37,6 +38,8 @@ pub struct TailConfig {
     pub topic: String,
     /// History read at start, shared among the partitions.
     pub backfill: usize,
+    /// `-X`/`KAFKA_PROPERTIES` (SASL, TLS).
+    pub properties: KafkaProperties,
     /// The consumer's `group.id`: librdkafka wants one, but it is never joined nor committed to.
     pub group: String,
 }
@@ -48,7 +51,13 @@ impl TailConfig {
             topic: topic.to_owned(),
             backfill: TAIL_CAPACITY,
             group: throwaway_group(),
+            properties: KafkaProperties::default(),
         }
+    }
+
+    pub fn with_properties(mut self, properties: KafkaProperties) -> TailConfig {
+        self.properties = properties;
+        self
     }
 }
 
@@ -92,10 +101,12 @@ impl TailContext {
 /// end of a partition is reported (peek needs to know).
 pub fn consumer(
     bootstrap: &str,
+    properties: &KafkaProperties,
     group: &str,
     partition_eof: bool,
 ) -> Result<BaseConsumer<TailContext>, KafkaError> {
-    ClientConfig::new()
+    properties
+        .client_config()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -121,9 +132,20 @@ pub fn spawn(
     tx: mpsc::Sender<Msg>,
     cancel: CancellationToken,
 ) -> std::thread::JoinHandle<()> {
+    spawn_seekable(config, tx, cancel, std::sync::mpsc::channel().1)
+}
+
+/// [`spawn`], and each `(partition, offset)` sent on `seeks` moves that partition there
+/// (the TUI's `o`).
+pub fn spawn_seekable(
+    config: TailConfig,
+    tx: mpsc::Sender<Msg>,
+    cancel: CancellationToken,
+    seeks: std::sync::mpsc::Receiver<(i32, i64)>,
+) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("topic-tail".into())
-        .spawn(move || run(&config, &tx, &cancel))
+        .spawn(move || run(&config, &tx, &cancel, &seeks))
         .unwrap_or_else(|e| panic!("cannot start the topic tail thread: {e}"))
 }
 
@@ -135,7 +157,12 @@ struct Position {
     initial_end: i64,
 }
 
-fn run(config: &TailConfig, tx: &mpsc::Sender<Msg>, cancel: &CancellationToken) {
+fn run(
+    config: &TailConfig,
+    tx: &mpsc::Sender<Msg>,
+    cancel: &CancellationToken,
+    seeks: &std::sync::mpsc::Receiver<(i32, i64)>,
+) {
     let report = |report: BrokerReport| {
         tx.blocking_send(Msg::Broker {
             at: wall_now(),
@@ -143,7 +170,7 @@ fn run(config: &TailConfig, tx: &mpsc::Sender<Msg>, cancel: &CancellationToken) 
         })
         .is_ok()
     };
-    let consumer = match consumer(&config.bootstrap, &config.group, false) {
+    let consumer = match consumer(&config.bootstrap, &config.properties, &config.group, false) {
         Ok(c) => c,
         Err(e) => {
             report(BrokerReport::Down {
@@ -183,14 +210,17 @@ fn run(config: &TailConfig, tx: &mpsc::Sender<Msg>, cancel: &CancellationToken) 
                     Duration::from_secs(1)
                 };
         }
+        while let Ok((partition, offset)) = seeks.try_recv() {
+            seek(config, &consumer, &mut positions, partition, offset);
+            batch.clear(); // read before the seek: the UI has dropped those
+        }
         if positions.is_empty() {
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
         match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
-                let mut record =
-                    TailRecord::decode(m.partition(), m.offset(), m.key(), m.payload());
+                let mut record = record_of(&m);
                 if let Some(p) = positions.get_mut(&m.partition()) {
                     record.backfill = m.offset() < p.initial_end;
                     p.next = m.offset() + 1;
@@ -218,6 +248,47 @@ fn run(config: &TailConfig, tx: &mpsc::Sender<Msg>, cancel: &CancellationToken) 
             }
         }
     }
+}
+
+/// Moves one partition to `offset` (the others read on from where they are).
+fn seek(
+    config: &TailConfig,
+    consumer: &BaseConsumer<TailContext>,
+    positions: &mut BTreeMap<i32, Position>,
+    partition: i32,
+    offset: i64,
+) {
+    let Some(p) = positions.get_mut(&partition) else {
+        warn!(partition, "seek to a partition not assigned (yet)");
+        return;
+    };
+    p.next = offset;
+    let mut tpl = TopicPartitionList::new();
+    for (&p, pos) in positions.iter() {
+        if let Err(e) = tpl.add_partition_offset(&config.topic, p, Offset::Offset(pos.next)) {
+            warn!(partition = p, error = %e, "cannot add partition");
+        }
+    }
+    match consumer.assign(&tpl) {
+        Ok(()) => info!(partition, offset, "seek"),
+        Err(e) => warn!(partition, offset, error = %e, "seek failed"),
+    }
+}
+
+/// A record as the tail keeps it: decoded, with its timestamp and headers for the detail view.
+fn record_of(m: &BorrowedMessage<'_>) -> TailRecord {
+    let mut record = TailRecord::decode(m.partition(), m.offset(), m.key(), m.payload());
+    record.raw.timestamp_ms = match m.timestamp() {
+        Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => Some(t),
+        Timestamp::NotAvailable => None,
+    };
+    if let Some(headers) = m.headers() {
+        record.raw.headers = headers
+            .iter()
+            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+            .collect();
+    }
+    record
 }
 
 /// Reads the topic's metadata; assigns partitions not yet assigned (at their end minus their

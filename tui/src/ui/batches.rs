@@ -98,6 +98,18 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         return;
     }
     let shown = batches.iter().skip(app.scroll(Pane::Batches));
+    // The selected batch is the first shown.
+    let selected_y = y + u16::from(!narrow);
+    if app.focus == Pane::Batches && selected_y < bottom {
+        buf.set_style(
+            Rect {
+                y: selected_y,
+                height: 1,
+                ..inner
+            },
+            Style::new().add_modifier(Modifier::REVERSED),
+        );
+    }
     if narrow {
         // Two lines a batch: what it did, then the offsets it read.
         for b in shown {

@@ -70,7 +70,17 @@ pub fn header(frame: &mut Frame<'_>, area: Rect, app: &App) {
 
 pub fn footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let key = Style::new().fg(Color::Black).bg(Color::Cyan);
+    if let Some(edit) = &app.edit {
+        frame.render_widget(Paragraph::new(super::edit_line(edit)), area);
+        return;
+    }
     let mut spans = Vec::new();
+    if let Some(needle) = &app.search {
+        spans.push(Span::styled(
+            format!(" filter /{needle} "),
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        ));
+    }
     // The footer has room for the essential keys; the help lists them all.
     for (k, what, _) in BINDINGS.iter().filter(|(_, what, _)| !what.is_empty()) {
         let what = match *what {
@@ -95,8 +105,8 @@ pub fn footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
 
 pub fn help(frame: &mut Frame<'_>, app: &App) {
     let area = frame.area();
-    let width = area.width.min(66);
-    let height = area.height.min(22);
+    let width = area.width.min(78);
+    let height = area.height.min(24);
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,
@@ -131,7 +141,7 @@ pub fn help(frame: &mut Frame<'_>, app: &App) {
     ));
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: true }).block(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::bordered()
                 .title(" Help: ? or Esc to close ")
                 .border_style(Style::new().fg(Color::Cyan)),

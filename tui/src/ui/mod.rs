@@ -7,6 +7,7 @@
 
 mod batches;
 mod chrome;
+mod detail;
 mod orders;
 mod stats;
 mod tail;
@@ -33,6 +34,95 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     chrome::header(frame, header, app);
     chrome::footer(frame, footer, app);
 
+    if let Some(d) = &app.detail {
+        detail::draw(frame, body, app, d);
+    } else if app.zoom {
+        draw_pane(frame, body, app, app.focus);
+    } else {
+        grid(frame, body, app);
+    }
+    if app.help {
+        chrome::help(frame, app);
+    }
+}
+
+fn draw_pane(frame: &mut Frame<'_>, area: Rect, app: &App, pane: Pane) {
+    match pane {
+        Pane::Tail => tail::draw(frame, area, app),
+        Pane::Orders => orders::draw(frame, area, app),
+        Pane::Stats => stats::draw(frame, area, app),
+        Pane::Batches => batches::draw(frame, area, app),
+    }
+    let buf = frame.buffer_mut();
+    // The selected row is the first one a pane lists, under its title and column headers.
+    // (The batches mark theirs: their first table is the partitions'.)
+    let first_row = match pane {
+        Pane::Batches => None,
+        _ => data_rows(buf, area),
+    };
+    if let (Some(needle), true) = (&app.search, matches!(pane, Pane::Tail | Pane::Orders)) {
+        if let Some(rows) = first_row {
+            highlight_matches(buf, rows, needle);
+        }
+    }
+    if app.focus == pane {
+        if let Some(rows) = first_row {
+            let row = Rect { height: 1, ..rows };
+            buf.set_style(row, Style::new().add_modifier(Modifier::REVERSED));
+        }
+    }
+}
+
+/// The rows of a pane under its column headers (the first underlined line), if any has text.
+fn data_rows(buf: &Buffer, area: Rect) -> Option<Rect> {
+    let header = (area.y + 1..area.bottom()).find(|&y| {
+        (area.x..area.right()).any(|x| {
+            buf[(x, y)]
+                .style()
+                .add_modifier
+                .contains(Modifier::UNDERLINED)
+        })
+    })?;
+    if header + 1 >= area.bottom() {
+        return None;
+    }
+    let rows = Rect {
+        y: header + 1,
+        height: area.bottom() - header - 1,
+        ..area
+    };
+    let has_text = (rows.x..rows.right()).any(|x| buf[(x, rows.y)].symbol() != " ");
+    has_text.then_some(rows)
+}
+
+/// Marks every case-insensitive occurrence of `needle` in the rows (the `/` filter's matches).
+fn highlight_matches(buf: &mut Buffer, rows: Rect, needle: &str) {
+    let needle: Vec<String> = needle.chars().map(|c| c.to_lowercase().collect()).collect();
+    if needle.is_empty() {
+        return;
+    }
+    let style = Style::new()
+        .fg(Color::Black)
+        .bg(Color::Yellow)
+        .add_modifier(Modifier::BOLD);
+    for y in rows.y..rows.bottom() {
+        let cells: Vec<(u16, String)> = (rows.x..rows.right())
+            .map(|x| (x, buf[(x, y)].symbol().to_lowercase()))
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        for start in 0..cells.len() {
+            let hit = needle.len() <= cells.len() - start
+                && needle.iter().zip(&cells[start..]).all(|(n, (_, c))| n == c);
+            if hit {
+                for (x, _) in &cells[start..start + needle.len()] {
+                    buf[(*x, y)].set_style(style);
+                }
+            }
+        }
+    }
+}
+
+fn grid(frame: &mut Frame<'_>, body: Rect, app: &App) {
     let left = if body.width < WIDE_SCREEN { 55 } else { 50 };
     let columns = [
         Constraint::Percentage(left),
@@ -42,14 +132,10 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
     let [tail_area, orders_area] = Layout::horizontal(columns).areas(top);
     let [stats_area, batches_area] = Layout::horizontal(columns).areas(bottom);
-    tail::draw(frame, tail_area, app);
-    orders::draw(frame, orders_area, app);
-    stats::draw(frame, stats_area, app);
-    batches::draw(frame, batches_area, app);
-
-    if app.help {
-        chrome::help(frame, app);
-    }
+    draw_pane(frame, tail_area, app, Pane::Tail);
+    draw_pane(frame, orders_area, app, Pane::Orders);
+    draw_pane(frame, stats_area, app, Pane::Stats);
+    draw_pane(frame, batches_area, app, Pane::Batches);
 }
 
 /// The frame of a pane: a title line on top (thick and cyan when focused) and, for the left
@@ -85,6 +171,22 @@ fn title_extras(app: &App, pane: Pane, rows: usize) -> Vec<Span<'static>> {
             Style::new().fg(Color::Magenta),
         ));
     }
+    if let (Some(needle), true) = (&app.search, matches!(pane, Pane::Tail | Pane::Orders)) {
+        spans.push(Span::raw(" · "));
+        spans.push(Span::styled(
+            format!("/{needle}"),
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        ));
+    }
+    if let (Some((p, o)), Pane::Tail) = (app.tail.seek, pane) {
+        spans.push(Span::styled(
+            format!(" · from {p}@{o}"),
+            Style::new().fg(Color::Magenta),
+        ));
+    }
+    if app.zoom && app.focus == pane {
+        spans.push(Span::styled(" · zoom", Style::new().fg(Color::Cyan)));
+    }
     let scroll = app.scroll(pane);
     if scroll > 0 {
         spans.push(Span::styled(
@@ -93,6 +195,28 @@ fn title_extras(app: &App, pane: Pane, rows: usize) -> Vec<Span<'static>> {
         ));
     }
     spans
+}
+
+/// The footer while a line is edited: what it is for, the text and a cursor, and why the
+/// text was refused if it was.
+fn edit_line(edit: &crate::app::LineEdit) -> Line<'static> {
+    let prompt = match edit.purpose {
+        crate::app::Purpose::Filter => "/",
+        crate::app::Purpose::Seek => "seek partition:offset ",
+    };
+    let mut spans = vec![
+        Span::styled(prompt, Style::new().fg(Color::Black).bg(Color::Yellow)),
+        Span::raw(SafeText::new(&edit.text).to_string()),
+        Span::styled("▏", Style::new().fg(Color::Yellow)),
+    ];
+    match edit.error {
+        Some(e) => spans.push(Span::styled(format!("  {e}"), Style::new().fg(Color::Red))),
+        None => spans.push(Span::styled(
+            "  Enter keep · Esc cancel",
+            Style::new().fg(Color::DarkGray),
+        )),
+    }
+    Line::from(spans)
 }
 
 /// Columns laid out once per pane; rows are drawn cell by cell into the buffer, cut to their

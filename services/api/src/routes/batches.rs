@@ -1,5 +1,5 @@
 //! `GET /batches?limit=`: the processor's recent micro-batches with their offset ranges, and
-//! where each partition stands.
+//! where each partition stands, and the gaps the processor skipped in the last day.
 
 use std::collections::BTreeMap;
 
@@ -52,10 +52,25 @@ pub struct PartitionState {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Offsets the processor skipped because their records were gone (`ON_DATA_LOSS=continue`).
+#[derive(Debug, Serialize)]
+pub struct Gap {
+    pub consumer_group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub from_offset: i64,
+    pub to_offset: i64,
+    #[serde(serialize_with = "super::rfc3339")]
+    pub detected_at: DateTime<Utc>,
+    pub reason: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct BatchesResponse {
     pub batches: Vec<Batch>,
     pub partitions: Vec<PartitionState>,
+    /// The gaps of the last 24 hours, newest first.
+    pub gaps: Vec<Gap>,
 }
 
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -73,6 +88,14 @@ SELECT batch_id, kafka_partition, start_offset, end_offset
 const OFFSETS: &str = "
 SELECT consumer_group, topic, kafka_partition, next_offset, high_watermark, updated_at
   FROM stream_offsets ORDER BY consumer_group, topic, kafka_partition";
+
+/// At most this many gaps are listed (a topic read with ON_DATA_LOSS=continue may have many).
+pub const MAX_GAPS: i64 = 1000;
+
+const GAPS: &str = "
+SELECT consumer_group, topic, kafka_partition, from_offset, to_offset, detected_at, reason
+  FROM stream_gaps WHERE detected_at > now() - interval '1 day'
+ ORDER BY detected_at DESC, id DESC LIMIT $1";
 
 pub async fn batches(
     State(app): State<AppState>,
@@ -138,8 +161,24 @@ pub async fn batches(
             }
         })
         .collect();
+    let gaps_stmt = client.prepare_cached(GAPS).await?;
+    let gaps = client
+        .query(&gaps_stmt, &[&MAX_GAPS])
+        .await?
+        .iter()
+        .map(|r| Gap {
+            consumer_group: r.get(0),
+            topic: r.get(1),
+            partition: r.get(2),
+            from_offset: r.get(3),
+            to_offset: r.get(4),
+            detected_at: r.get(5),
+            reason: r.get(6),
+        })
+        .collect();
     Ok(Json(BatchesResponse {
         batches,
         partitions,
+        gaps,
     }))
 }

@@ -2,7 +2,9 @@
 //! snapshot-consistent query and answers JSON.
 
 pub mod batches;
+pub mod dead_letters;
 pub mod health;
+pub mod order;
 pub mod orders;
 pub mod page;
 pub mod stats;

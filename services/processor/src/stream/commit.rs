@@ -81,6 +81,12 @@ impl LoopState<'_> {
         for (&p, r) in &self.batch.ranges {
             self.positions.insert(p, r.end);
         }
+        for gap in &self.batch.gaps {
+            self.metrics
+                .data_loss
+                .with_label_values(&[&gap.partition.to_string()])
+                .inc();
+        }
         commit_to_kafka(
             self.consumer,
             &self.cfg.topic,
@@ -105,6 +111,7 @@ impl LoopState<'_> {
             upserted = committed.orders_upserted,
             stale = committed.stale_skipped,
             dead_lettered = committed.dead_lettered,
+            gaps_recorded = self.batch.gaps.len(),
             offsets = %format_ranges(&self.batch),
             fetch_ms = self.batch.fetch_time.as_millis() as u64,
             write_ms = committed.write_time.as_millis() as u64,
@@ -132,18 +139,21 @@ impl LoopState<'_> {
             }
         };
         for (p, range) in self.batch.ranges.clone() {
+            let fence = self.batch.fence_start(p).unwrap_or(range.start);
             match stored.get(&p) {
-                Some(&s) if s >= range.start => {
-                    if s != range.start {
-                        warn!(partition = p, ours = range.start, stored = s,
-                              "another writer committed this partition ahead of us; skipping what it wrote");
-                    }
+                Some(&s) if s == fence => {} // not this partition
+                // After a gap at the batch's start the stored offset is not comparable with the
+                // range; whoever moved it wrote that gap: re-read it (below).
+                Some(&s) if s > range.start && fence == range.start => {
+                    warn!(partition = p, ours = range.start, stored = s,
+                          "another writer committed this partition ahead of us; skipping what it wrote");
                     self.batch.advance_partition(p, s);
                     self.positions.insert(p, s);
                 }
                 other => {
-                    warn!(partition = p, ours = range.start, stored = ?other,
-                          "stored offset moved backwards; re-joining the group to re-read it");
+                    warn!(partition = p, ours = fence, stored = ?other,
+                          "stored offset moved backwards (or past the gap this batch starts \
+                           after); re-joining the group to re-read it");
                     self.rejoin()?;
                     self.positions.clear();
                     return Ok(AfterFence::Abandon);

@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::Utc;
 use deadpool_postgres::Pool;
 use rdkafka::client::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{format_offsets, lock, LoopConfig};
+use crate::gaps::{self, DataLoss, Gap, OnDataLoss};
 use crate::sink;
 
 /// What the rebalance callback hands to the loop.
@@ -35,11 +36,19 @@ pub(super) struct Assignment {
     pub failed: Option<String>,
     /// Assignments refused in a row (0 after one that worked).
     pub failures_in_a_row: u32,
+    /// `ON_DATA_LOSS=continue`: partitions whose stored offset lay outside their log, resumed
+    /// at the log's start (their `positions` are the gap's end); the gap is written with the
+    /// first batch after it.
+    pub gaps: BTreeMap<i32, Gap>,
+    /// `ON_DATA_LOSS=fail`: the stored offset of a partition lies outside its log. Nothing
+    /// was assigned; the loop stops with this error.
+    pub data_loss: Option<DataLoss>,
 }
 
 impl Assignment {
     /// The partitions were assigned at these stored offsets.
     pub fn assigned(&mut self, offsets: BTreeMap<i32, i64>) {
+        self.gaps.clear();
         self.positions = offsets;
         self.generation += 1;
         self.failed = None;
@@ -55,8 +64,24 @@ impl Assignment {
         self.failures_in_a_row += 1;
     }
 
+    /// The partitions were assigned after gaps (`ON_DATA_LOSS=continue`): `offsets` are where
+    /// reading resumes.
+    pub fn assigned_after_gaps(&mut self, offsets: BTreeMap<i32, i64>, gaps: BTreeMap<i32, Gap>) {
+        self.assigned(offsets);
+        self.gaps = gaps;
+    }
+
+    /// A stored offset lies outside its log and `ON_DATA_LOSS=fail`: nothing was assigned.
+    pub fn lost(&mut self, loss: DataLoss) {
+        self.positions.clear();
+        self.gaps.clear();
+        self.generation += 1;
+        self.data_loss = Some(loss);
+    }
+
     /// The partitions were taken away (revoked, or the rebalance failed).
     pub fn dropped(&mut self) {
+        self.gaps.clear();
         self.positions.clear();
         self.generation += 1;
     }
@@ -67,6 +92,7 @@ pub struct StreamContext {
     pub(super) pool: Pool,
     topic: String,
     consumer_group: String,
+    on_data_loss: OnDataLoss,
     pub(super) shutdown: CancellationToken,
     pub(super) assignment: Mutex<Assignment>,
     high_watermarks: Mutex<BTreeMap<i32, i64>>,
@@ -135,10 +161,19 @@ impl ConsumerContext for StreamContext {
                     .iter()
                     .map(|e| e.partition())
                     .collect();
-                let Some(offsets) = self.load_offsets_retrying(&partitions) else {
+                let Some(start) = self.start_retrying(consumer, &partitions) else {
                     // Shutting down: take nothing.
                     let _ = consumer.assign(&TopicPartitionList::new());
                     return;
+                };
+                let (offsets, gaps) = match self.decide_start(start) {
+                    Ok(decided) => decided,
+                    Err(loss) => {
+                        // ON_DATA_LOSS=fail: read nothing; the loop stops.
+                        let _ = consumer.assign(&TopicPartitionList::new());
+                        lock(&self.assignment).lost(loss);
+                        return;
+                    }
                 };
                 for (&p, &offset) in &offsets {
                     let _ = tpl.set_partition_offset(&self.topic, p, Offset::Offset(offset));
@@ -147,9 +182,9 @@ impl ConsumerContext for StreamContext {
                     Ok(()) => {
                         info!(
                             partitions = %format_offsets(&offsets),
-                            "partitions assigned, resuming from the offsets stored in Postgres"
+                            "partitions assigned, resuming from the offsets stored in Postgres (or, after a gap, the log's start)"
                         );
-                        lock(&self.assignment).assigned(offsets);
+                        lock(&self.assignment).assigned_after_gaps(offsets, gaps);
                     }
                     Err(e) => {
                         error!(error = %e, partitions = %format_offsets(&offsets),
@@ -193,13 +228,39 @@ impl StreamContext {
         })
     }
 
-    fn load_offsets_retrying(&self, partitions: &[i32]) -> Option<BTreeMap<i32, i64>> {
+    /// [`StreamContext::stored_offsets`] (without creating rows), given up after `within`.
+    pub(super) fn stored_offsets_within(
+        &self,
+        partitions: &[i32],
+        within: Duration,
+    ) -> Result<BTreeMap<i32, i64>, String> {
+        self.rt.block_on(async {
+            let read = async {
+                let client = self.pool.get().await.map_err(|e| e.to_string())?;
+                sink::load_offsets(&**client, &self.consumer_group, &self.topic, partitions)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            tokio::time::timeout(within, read)
+                .await
+                .map_err(|_| format!("no answer from Postgres within {within:?}"))?
+        })
+    }
+
+    /// Each partition's log `[low, high]` (the broker) and stored offset (Postgres; a
+    /// partition the group never read starts at `low`), retried until both answer or shutdown.
+    fn start_retrying(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        partitions: &[i32],
+    ) -> Option<Vec<PartitionStart>> {
         let mut backoff = retry_backoff();
         loop {
-            match self.stored_offsets(partitions, true) {
-                Ok(offsets) => return Some(offsets),
+            match self.start(consumer, partitions) {
+                Ok(start) => return Some(start),
                 Err(e) => {
-                    warn!(error = %e, retry_in_ms = backoff.peek().as_millis() as u64, "cannot read stored offsets");
+                    warn!(error = %e, retry_in_ms = backoff.peek().as_millis() as u64,
+                          "cannot read stored offsets or the partitions' logs");
                     if !backoff.wait_blocking(&self.shutdown) {
                         return None;
                     }
@@ -208,9 +269,82 @@ impl StreamContext {
         }
     }
 
+    fn start(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        partitions: &[i32],
+    ) -> Result<Vec<PartitionStart>, String> {
+        let mut logs = BTreeMap::new();
+        for &p in partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&self.topic, p, WATERMARKS_TIMEOUT)
+                .map_err(|e| format!("reading the log range of {}/{p}: {e}", self.topic))?;
+            logs.insert(p, (low.max(0), high.max(0)));
+        }
+        let lows = logs.iter().map(|(&p, &(low, _))| (p, low)).collect();
+        let stored = self.rt.block_on(async {
+            let client = self.pool.get().await.map_err(|e| e.to_string())?;
+            let (g, t) = (&self.consumer_group, &self.topic);
+            sink::load_or_init_offsets_at(&**client, g, t, &lows)
+                .await
+                .map_err(|e| e.to_string())
+        })?;
+        Ok(logs
+            .into_iter()
+            .filter_map(|(p, (low, high))| {
+                stored.get(&p).map(|&stored| PartitionStart {
+                    partition: p,
+                    stored,
+                    low,
+                    high,
+                })
+            })
+            .collect())
+    }
+
+    /// Where each partition is read from: its stored offset, or with `ON_DATA_LOSS=continue`
+    /// the log's start after a gap (returned too). With `fail`, the first partition whose
+    /// stored offset lies outside its log is the error.
+    #[allow(clippy::type_complexity)]
+    fn decide_start(
+        &self,
+        start: Vec<PartitionStart>,
+    ) -> Result<(BTreeMap<i32, i64>, BTreeMap<i32, Gap>), DataLoss> {
+        let mut offsets = BTreeMap::new();
+        let mut gaps = BTreeMap::new();
+        for s in start {
+            let Some(gap) = gaps::check_stored(s.partition, s.stored, s.low, s.high, Utc::now())
+            else {
+                offsets.insert(s.partition, s.stored);
+                continue;
+            };
+            if self.on_data_loss == OnDataLoss::Fail {
+                return Err(DataLoss::outside_log(&self.topic, &gap, s.low, s.high));
+            }
+            warn!(topic = %self.topic, partition = s.partition, stored_offset = s.stored,
+                  log_start = s.low, log_end = s.high, reason = gap.reason.as_str(),
+                  "data loss: the stored offset lies outside the partition's log; \
+                   ON_DATA_LOSS=continue resumes at the log's start and records the gap");
+            offsets.insert(s.partition, gap.to_offset);
+            gaps.insert(s.partition, gap);
+        }
+        Ok((offsets, gaps))
+    }
+
     pub(super) fn high_watermarks(&self) -> BTreeMap<i32, i64> {
         lock(&self.high_watermarks).clone()
     }
+}
+
+/// How long one partition's log range may take to read at assignment (then retried).
+const WATERMARKS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A partition at assignment: its stored offset and its log `[low, high]`.
+struct PartitionStart {
+    partition: i32,
+    stored: i64,
+    low: i64,
+    high: i64,
 }
 
 /// The stream thread's retries (reading offsets, writing a batch): 100 ms doubling to 10 s.
@@ -245,23 +379,28 @@ pub fn create_consumer(
         pool,
         topic: cfg.topic.clone(),
         consumer_group: cfg.consumer_group.clone(),
+        on_data_loss: cfg.on_data_loss,
         shutdown,
         assignment: Mutex::new(Assignment::default()),
         high_watermarks: Mutex::new(BTreeMap::new()),
         errors: Throttle::default(),
     };
-    let mut config = ClientConfig::new();
+    let mut config = cfg.kafka_properties.client_config(); // -X, KAFKA_PROPERTIES
     for (key, value) in prefetch_settings(cfg.max_batch_bytes) {
-        config.set(key, value);
+        if config.get(key).is_none() {
+            config.set(key, value); // unless -X sets them
+        }
     }
-    config
+    config // the settings below win
         .set("bootstrap.servers", &cfg.bootstrap)
         .set("group.id", &cfg.consumer_group)
         .set("client.id", "spine-processor")
         // Offsets live in Postgres; Kafka's copy is only committed for tools to show lag.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
+        // Never rewind on its own: an offset outside the log is data loss, which the
+        // processor decides about itself (ON_DATA_LOSS); the fetch then reports an error.
+        .set("auto.offset.reset", "error")
         .set("statistics.interval.ms", "1000")
         // A replica killed with SIGKILL holds its partitions until its session expires: keep
         // that short (6 s is the brokers' default minimum).

@@ -10,6 +10,7 @@
 //! - [`offsets`]: offsets read from Postgres and the broker, committed to Kafka, and the
 //!   stall check;
 //! - [`commit`]: writing one batch, retrying transient failures and resolving a fence;
+//! - [`stall`]: the stall check, on a thread of its own;
 //! - [`decide`]: the loop's two decisions (cut the batch? is `--available-now` done?), pure;
 //! - [`run`]: the poll loop and its state.
 
@@ -18,6 +19,7 @@ mod context;
 pub mod decide;
 mod offsets;
 mod run;
+mod stall;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -27,12 +29,14 @@ pub use context::{create_consumer, StreamContext};
 pub use run::run;
 
 use crate::config::CrashPoint;
+use crate::gaps::OnDataLoss;
 use decide::BatchBounds;
 
 /// What the loop needs to know.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoopConfig {
     pub bootstrap: String,
+    pub kafka_properties: spine_core::config::KafkaProperties,
     pub topic: String,
     pub consumer_group: String,
     pub trigger: Duration,
@@ -41,6 +45,8 @@ pub struct LoopConfig {
     /// pre-fetch queue (see [`context::create_consumer`]).
     pub max_batch_bytes: usize,
     pub available_now: bool,
+    /// What to do when offsets to read are gone (see [`crate::gaps`]).
+    pub on_data_loss: OnDataLoss,
     /// Where the test hooks fail the process, if anywhere (see [`crate::faults`]).
     pub crash_at: Option<CrashPoint>,
 }

@@ -2,7 +2,7 @@
 //! partitions' ends (the broker), the copy committed to Kafka for tools to show lag, and the
 //! stall check that compares the first two for partitions nobody seems to process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -14,11 +14,12 @@ use super::StreamContext;
 use crate::watchdog::StallWatch;
 
 /// Feeds the stall watchdog with the partitions this member does not own: their stored offsets
-/// (Postgres) and ends (the broker). Errors mean "no opinion this time".
+/// (Postgres) and ends (the broker). Errors, and answers slower than 5 s, mean "no opinion
+/// this time". Runs on the stall checker's thread ([`super::stall`]), never the poll loop's.
 pub(super) fn check_stalled(
     consumer: &BaseConsumer<StreamContext>,
     topic: &str,
-    owned: &BTreeMap<i32, i64>,
+    owned: &BTreeSet<i32>,
     watch: &mut StallWatch,
 ) -> Vec<i32> {
     let ctx = consumer.context();
@@ -30,12 +31,12 @@ pub(super) fn check_stalled(
         .iter()
         .filter(|t| t.name() == topic && t.error().is_none())
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .filter(|p| !owned.contains_key(p))
+        .filter(|p| !owned.contains(p))
         .collect();
     if others.is_empty() {
         return Vec::new();
     }
-    let Ok(stored) = ctx.stored_offsets(&others, false) else {
+    let Ok(stored) = ctx.stored_offsets_within(&others, Duration::from_secs(5)) else {
         return Vec::new();
     };
     let mut observed = BTreeMap::new();
@@ -48,23 +49,32 @@ pub(super) fn check_stalled(
     watch.observe(Instant::now(), &observed)
 }
 
-/// Whether the group's stored offsets of `partitions` have reached `targets`.
+/// Whether the group's stored offsets of `partitions` have reached `targets`. A stored offset
+/// past its partition's end now is not "reached" but data loss, which the partition's owner
+/// reports (see [`crate::gaps`]): never a reason to call the run done.
 pub(super) fn stored_offsets_reached(
-    ctx: &StreamContext,
+    consumer: &BaseConsumer<StreamContext>,
+    topic: &str,
     partitions: &[i32],
     targets: &BTreeMap<i32, i64>,
 ) -> bool {
-    match ctx.stored_offsets(partitions, false) {
-        Ok(stored) => partitions.iter().all(|p| {
-            stored
-                .get(p)
-                .is_some_and(|s| targets.get(p).is_some_and(|t| s >= t))
-        }),
+    let stored = match consumer.context().stored_offsets(partitions, false) {
+        Ok(stored) => stored,
         Err(e) => {
             debug!(error = %e, "cannot read stored offsets");
-            false
+            return false;
         }
-    }
+    };
+    partitions.iter().all(|p| {
+        let (Some(&s), Some(&t)) = (stored.get(p), targets.get(p)) else {
+            return false;
+        };
+        s == t
+            || (s > t
+                && consumer
+                    .fetch_watermarks(topic, *p, Duration::from_secs(5))
+                    .is_ok_and(|(_, high)| s <= high))
+    })
 }
 
 /// The end offset of every partition of `topic` now (a broker round trip per partition).

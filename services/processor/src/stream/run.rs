@@ -4,20 +4,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
 use spine_core::ops::Readiness;
 use tracing::{debug, info, warn};
 
 use super::decide::{self, AvailableNow, BatchStep, Progress, Taken};
-use super::offsets::{check_stalled, commit_to_kafka, stored_offsets_reached, topic_end_offsets};
+use super::offsets::{commit_to_kafka, stored_offsets_reached, topic_end_offsets};
+use super::stall::{self, StallShared};
 use super::{format_offsets, lock, LoopConfig, StreamContext, Summary};
 use crate::batch::Batch;
 use crate::faults::FaultPoints;
+use crate::gaps::{self, DataLoss, Gap, OnDataLoss};
 use crate::metrics::Metrics;
 use crate::sink::Writer;
-use crate::watchdog::{self, StallWatch};
 
 /// Refused partition assignments in a row after which the loop stops with an error.
 const MAX_ASSIGN_FAILURES: u32 = 3;
@@ -35,6 +38,12 @@ pub(super) struct LoopState<'a> {
     pub positions: BTreeMap<i32, i64>,
     /// The records taken since the last commit.
     pub batch: Batch,
+    /// `ON_DATA_LOSS=continue`: gaps found at assignment, each to be written with the first
+    /// batch that reads its partition (see [`crate::gaps`]).
+    pending_gaps: BTreeMap<i32, Gap>,
+    /// The assignment generation at which a fetch out of range last made the loop re-join
+    /// (one re-join per assignment, however many partitions report it).
+    range_rejoin: Option<u64>,
     /// Writes each batch; owns the test hooks (see [`crate::faults`]).
     pub writer: Writer,
     /// When the next trigger fires.
@@ -49,8 +58,9 @@ pub(super) struct LoopState<'a> {
     /// `--available-now`: when Postgres was last asked about other members' partitions.
     others_asked_at: Instant,
     started: Instant,
-    stall_watch: StallWatch,
-    stall_checked_at: Instant,
+    /// Where the stall checker (its own thread) learns what this member owns, and leaves its
+    /// verdicts.
+    stall: &'a StallShared,
     pub summary: Summary,
 }
 
@@ -61,6 +71,28 @@ pub fn run(
     cfg: &LoopConfig,
     metrics: &Metrics,
     readiness: &Readiness,
+) -> anyhow::Result<Summary> {
+    let shared = StallShared::default();
+    std::thread::scope(|scope| {
+        let (stop, stopped) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("stall-check".into())
+            .spawn_scoped(scope, || {
+                stall::checker(consumer, &cfg.topic, &shared, stopped)
+            })
+            .context("starting the stall checker")?;
+        let result = run_loop(consumer, cfg, metrics, readiness, &shared);
+        let _ = stop.send(());
+        result
+    })
+}
+
+fn run_loop(
+    consumer: &BaseConsumer<StreamContext>,
+    cfg: &LoopConfig,
+    metrics: &Metrics,
+    readiness: &Readiness,
+    stall: &StallShared,
 ) -> anyhow::Result<Summary> {
     consumer
         .subscribe(&[&cfg.topic])
@@ -83,6 +115,8 @@ pub fn run(
         generation: 0,
         positions: BTreeMap::new(),
         batch: Batch::default(),
+        pending_gaps: BTreeMap::new(),
+        range_rejoin: None,
         writer: Writer::new(&cfg.consumer_group, &cfg.topic)
             .with_faults(FaultPoints::new(cfg.crash_at)),
         next_trigger: now + cfg.trigger,
@@ -91,8 +125,7 @@ pub fn run(
         at_eof: BTreeSet::new(),
         others_asked_at: now,
         started: now,
-        stall_watch: StallWatch::new(now),
-        stall_checked_at: now,
+        stall,
         summary: Summary::default(),
     };
     readiness.set(true);
@@ -102,7 +135,10 @@ pub fn run(
             info!("stopping: shutdown requested");
             break;
         }
-        s.adopt_assignment()?;
+        if let Err(e) = s.adopt_assignment() {
+            readiness.set(false);
+            return Err(e);
+        }
 
         let now = Instant::now();
         let due = now >= s.next_trigger;
@@ -128,7 +164,10 @@ pub fn run(
             break;
         }
         s.check_stall()?;
-        s.poll(now, due);
+        if let Err(e) = s.poll(now, due) {
+            readiness.set(false);
+            return Err(e);
+        }
     }
 
     // A last synchronous commit of what Postgres holds, so Kafka tools show the final lag.
@@ -150,9 +189,15 @@ impl LoopState<'_> {
         }
         self.generation = a.generation;
         self.positions = a.positions.clone();
+        self.pending_gaps = std::mem::take(&mut a.gaps);
         let failed = a.failed.take().map(|e| (e, a.failures_in_a_row));
+        let data_loss = a.data_loss.take();
         drop(a);
-        self.stall_watch.reset(Instant::now());
+        if let Some(loss) = data_loss {
+            return Err(anyhow::Error::new(loss));
+        }
+        self.stall
+            .owned(self.generation, self.positions.keys().copied());
         self.batch = Batch::default();
         self.drained = false;
         self.at_eof.clear();
@@ -188,6 +233,11 @@ impl LoopState<'_> {
     /// Whether `--available-now` is done, asking Postgres about other members' partitions
     /// when [`decide::available_now`] says to.
     fn available_now_done(&mut self, now: Instant) -> bool {
+        if self.generation == 0 {
+            // Not yet given partitions: the assignment is where stored offsets are checked
+            // against the log (a member that owns none is given an empty assignment).
+            return false;
+        }
         let progress = Progress {
             targets: &self.targets,
             positions: &self.positions,
@@ -199,30 +249,19 @@ impl LoopState<'_> {
             AvailableNow::NotYet => false,
             AvailableNow::AskPostgres(pending) => {
                 self.others_asked_at = now;
-                stored_offsets_reached(self.consumer.context(), &pending, &self.targets)
+                stored_offsets_reached(self.consumer, &self.cfg.topic, &pending, &self.targets)
             }
         }
     }
 
-    /// Every [`watchdog::CHECK_EVERY`], looks for partitions nobody processes, and re-joins
-    /// the group when there are (see [`crate::watchdog`]).
+    /// Re-joins the group when the stall checker found partitions nobody processes (see
+    /// [`crate::watchdog`] and [`super::stall`]).
     fn check_stall(&mut self) -> anyhow::Result<()> {
-        if self.stall_checked_at.elapsed() < watchdog::CHECK_EVERY {
-            return Ok(());
-        }
-        self.stall_checked_at = Instant::now();
-        let stalled = check_stalled(
-            self.consumer,
-            &self.cfg.topic,
-            &self.positions,
-            &mut self.stall_watch,
-        );
-        if !stalled.is_empty() {
+        if let Some(stalled) = self.stall.take_verdict(self.generation) {
             warn!(partitions = ?stalled,
                   "partitions owned by no live member have records waiting (a broker that did \
                    not rebalance after a member died); re-joining the group");
             self.rejoin()?;
-            self.stall_watch.reset(Instant::now());
         }
         Ok(())
     }
@@ -238,7 +277,7 @@ impl LoopState<'_> {
 
     /// Takes at most one record (or end-of-partition) into the batch, waiting no later than
     /// the trigger (not at all when the trigger is `due` and a batch is waiting to be cut).
-    fn poll(&mut self, now: Instant, due: bool) {
+    fn poll(&mut self, now: Instant, due: bool) -> anyhow::Result<()> {
         let timeout = if !self.batch.is_empty() && due {
             Duration::ZERO // drain what is already fetched, then cut the batch
         } else if self.cfg.trigger.is_zero() {
@@ -262,12 +301,13 @@ impl LoopState<'_> {
                 self.drained = false;
                 let p = msg.partition();
                 let Some(&position) = self.positions.get(&p) else {
-                    return; // not (or no longer) ours
+                    return Ok(()); // not (or no longer) ours
                 };
                 let expected = self.batch.next_offset(p).unwrap_or(position);
                 if msg.topic() != self.cfg.topic || msg.offset() < expected {
-                    return; // fetched before a seek; already covered
+                    return Ok(()); // fetched before a seek; already covered
                 }
+                self.take_gaps(p, expected, msg.offset())?;
                 self.at_eof.remove(&p);
                 self.batch
                     .push(p, msg.offset(), position, msg.key(), msg.payload());
@@ -277,9 +317,57 @@ impl LoopState<'_> {
                 self.at_eof.insert(p);
                 self.drained = true;
             }
+            Some(Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange,
+            ))) => {
+                // A fetch found its offset outside the log (retention removed records not yet
+                // read, or the broker lost some); librdkafka stopped fetching that partition
+                // and, with auto.offset.reset=error, does not say which. A fresh assignment
+                // compares every stored offset with its log again, and fails or resumes as
+                // ON_DATA_LOSS says.
+                if self.range_rejoin != Some(self.generation) {
+                    warn!(
+                        "a fetch offset lies outside its partition's log (data loss?); \
+                         re-joining the group to check every stored offset against its log"
+                    );
+                    self.range_rejoin = Some(self.generation);
+                    self.rejoin()?;
+                }
+            }
             Some(Err(e)) => {
                 debug!(error = %e, "poll error (librdkafka retries by itself)");
             }
         }
+        Ok(())
+    }
+
+    /// Before a record at `offset` of `partition` joins the batch, where `expected` was next:
+    /// the gap found at assignment, if any, starts the batch's range of that partition after
+    /// it; offsets skipped since `expected` stop the loop (`fail`) or are recorded
+    /// (`continue`).
+    fn take_gaps(&mut self, partition: i32, expected: i64, offset: i64) -> anyhow::Result<()> {
+        if self.batch.next_offset(partition).is_none() {
+            if let Some(gap) = self.pending_gaps.remove(&partition) {
+                self.batch.start_after_gap(gap);
+            }
+        }
+        let Some(gap) = gaps::check_next(partition, expected, offset, Utc::now()) else {
+            return Ok(());
+        };
+        let topic = &self.cfg.topic;
+        if self.cfg.on_data_loss == OnDataLoss::Fail {
+            // Stopping anyway: a moment to name the log's range in the error is well spent.
+            let log = self
+                .consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(5))
+                .ok();
+            let stored = self.batch.fence_start(partition).unwrap_or(expected);
+            let loss = DataLoss::missing(topic, &gap, stored, log);
+            return Err(anyhow::Error::new(loss));
+        }
+        warn!(topic = %topic, partition, from_offset = gap.from_offset, to_offset = gap.to_offset,
+              "data loss: offsets were never delivered; ON_DATA_LOSS=continue records the gap");
+        self.batch.gaps.push(gap);
+        Ok(())
     }
 }

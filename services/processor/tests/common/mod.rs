@@ -91,6 +91,7 @@ pub fn processor_command(env: &[(String, String)]) -> std::process::Command {
         "METRICS_ADDR",
         "LOG_FORMAT",
         "SPINE_CRASH_AT",
+        "ON_DATA_LOSS",
     ] {
         cmd.env_remove(var);
     }
