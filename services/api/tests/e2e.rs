@@ -27,6 +27,7 @@ fn run(name: &str, env: &[(&str, &str)], args: &[&str]) {
         "EVENTS_PER_SECOND",
         "TRIGGER_INTERVAL_MS",
         "MAX_BATCH_ROWS",
+        "MAX_BATCH_BYTES",
         "SPINE_CRASH_AT",
     ] {
         cmd.env_remove(var);

@@ -11,6 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
@@ -18,6 +19,9 @@ use uuid::Uuid;
 pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000_000;
 /// The longest `tenant` and `order_id`, in characters.
 pub const MAX_ID_CHARS: usize = 64;
+/// The longest reason a dead letter keeps, in bytes (longer texts are cut, see
+/// [`truncate_text`]).
+pub const MAX_REASON_BYTES: usize = 1024;
 
 /// What happened to an order. The string forms are the wire format and the `status` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -169,6 +173,18 @@ fn quote(s: &str) -> String {
     quote_value(s, 40)
 }
 
+/// `text` cut to at most `max_bytes` bytes, at a character boundary, ending in `…` when cut.
+pub fn truncate_text(text: &str, max_bytes: usize) -> Cow<'_, str> {
+    if text.len() <= max_bytes {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max_bytes.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…", &text[..end]))
+}
+
 fn default_currency() -> Cow<'static, str> {
     Cow::Borrowed("USD")
 }
@@ -185,11 +201,38 @@ struct RawEvent<'a> {
     event_type: Cow<'a, str>,
     #[serde(borrow)]
     order_id: Cow<'a, str>,
-    amount_cents: i64,
+    amount_cents: Amount,
     #[serde(borrow, default = "default_currency")]
     currency: Cow<'a, str>,
     #[serde(borrow)]
     event_time: Cow<'a, str>,
+}
+
+/// `amount_cents` as it arrives. Its own visitor only so that a string in its place is
+/// quoted short: serde's own message would embed the whole string, however long.
+struct Amount(i64);
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AmountVisitor;
+        impl Visitor<'_> for AmountVisitor {
+            type Value = i64;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("i64")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+                Ok(v)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+                i64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+                let quoted = format!("string {}", quote(v));
+                Err(E::invalid_type(Unexpected::Other(&quoted), &self))
+            }
+        }
+        d.deserialize_i64(AmountVisitor).map(Amount)
+    }
 }
 
 /// Validates one record value. `Ok` is an event every table accepts; `Err` is the dead
@@ -199,8 +242,15 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, InvalidEvent> {
         return Err(InvalidEvent::Empty);
     }
     let text = std::str::from_utf8(payload).map_err(|e| InvalidEvent::NotUtf8(e.to_string()))?;
-    let raw: RawEvent<'_> =
-        serde_json::from_str(text).map_err(|e| InvalidEvent::Json(e.to_string()))?;
+    if text.trim_start().starts_with('"') {
+        // serde's message for a string where the object belongs quotes the whole string.
+        return Err(InvalidEvent::Json(
+            "invalid type: string, expected an event object".into(),
+        ));
+    }
+    let raw: RawEvent<'_> = serde_json::from_str(text)
+        .map_err(|e| InvalidEvent::Json(truncate_text(&e.to_string(), 256).into_owned()))?;
+    let amount_cents = raw.amount_cents.0;
 
     let event_id = Uuid::parse_str(&raw.event_id).map_err(|_| {
         field_error(
@@ -219,13 +269,10 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, InvalidEvent> {
         )
     })?;
     let order_id = identifier("order_id", raw.order_id)?;
-    if !(0..=MAX_AMOUNT_CENTS).contains(&raw.amount_cents) {
+    if !(0..=MAX_AMOUNT_CENTS).contains(&amount_cents) {
         return Err(field_error(
             "amount_cents",
-            format!(
-                "expected an integer from 0 to {MAX_AMOUNT_CENTS}, got {}",
-                raw.amount_cents
-            ),
+            format!("expected an integer from 0 to {MAX_AMOUNT_CENTS}, got {amount_cents}"),
         ));
     }
     let currency = Currency::parse(&raw.currency).ok_or_else(|| {
@@ -254,7 +301,7 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, InvalidEvent> {
         tenant,
         event_type,
         order_id,
-        amount_cents: raw.amount_cents,
+        amount_cents,
         currency,
         event_time: to_postgres_precision(event_time),
     })
@@ -428,6 +475,49 @@ mod tests {
         ));
         assert!(!r.contains('\u{1b}'), "{r}");
         assert!(r.chars().count() < 200, "{r}");
+    }
+
+    #[test]
+    fn a_huge_bad_value_is_never_echoed_whole() {
+        let huge = "x".repeat(900_000);
+        for payload in [
+            with("amount_cents", huge.clone().into()),
+            serde_json::to_vec(&huge).expect("a JSON string"),
+            format!("  \"{huge}").into_bytes(), // not even a whole JSON string
+            serde_json::to_vec(&serde_json::json!([
+                "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+                "acme",
+                "order_paid",
+                "o",
+                huge
+            ]))
+            .expect("an array"),
+        ] {
+            let r = reason(&payload);
+            assert!(r.len() <= 300, "{} bytes: {}…", r.len(), &r[..200]);
+            assert!(
+                r.starts_with("not a valid event JSON object: invalid type: string"),
+                "{r}"
+            );
+        }
+        let r = reason(&with("amount_cents", "12".into()));
+        assert!(
+            r.contains("invalid type: string \"12\", expected i64"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn long_texts_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate_text("short", 10), "short");
+        let long = "é".repeat(1000);
+        let cut = truncate_text(&long, MAX_REASON_BYTES);
+        assert!(
+            cut.len() <= MAX_REASON_BYTES && cut.ends_with('…'),
+            "{}",
+            cut.len()
+        );
+        assert_eq!(truncate_text("abcdef", 4), "a…");
     }
 
     #[test]

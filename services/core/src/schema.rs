@@ -233,4 +233,68 @@ mod tests {
             "{err:#}"
         );
     }
+
+    /// A database at schema version 2 (before dead letters were unique) with a record read
+    /// three times, migrated to the current version: one row is left, the first.
+    #[tokio::test]
+    async fn replayed_dead_letters_are_merged_keeping_the_first() {
+        let db = postgres().fresh_database().await;
+        let mut client = db.connect().await;
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(2))
+            .run_async(&mut client)
+            .await
+            .expect("migrate to version 2");
+        client
+            .batch_execute(
+                "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, key, payload, error)
+                 VALUES ('t', 0, 7, 'k', 'first', 'e'), ('t', 0, 7, 'k', 'second', 'e'),
+                        ('t', 1, 7, NULL, NULL, 'e'), ('t', 0, 7, 'k', 'third', 'e')",
+            )
+            .await
+            .expect("replayed dead letters");
+        migrate(&mut client)
+            .await
+            .expect("migrate to the current version");
+        let rows = client
+            .query(
+                "SELECT id, kafka_partition, payload, payload_length, payload_sha256
+                   FROM dead_letters WHERE payload IS NOT NULL ORDER BY id",
+                &[],
+            )
+            .await
+            .expect("dead letters");
+        assert_eq!(rows.len(), 1, "one row per record");
+        let row = &rows[0];
+        assert_eq!((row.get::<_, i64>(0), row.get::<_, i32>(1)), (1, 0));
+        assert_eq!(row.get::<_, Vec<u8>>(2), b"first", "the first row is kept");
+        assert_eq!(
+            row.get::<_, Option<i32>>(3),
+            Some(5),
+            "lengths are filled in"
+        );
+        assert_eq!(
+            row.get::<_, Option<Vec<u8>>>(4).map(|h| h.len()),
+            Some(32),
+            "so are hashes"
+        );
+        let all: i64 = client
+            .query_one("SELECT count(*) FROM dead_letters", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(all, 2, "the other partition's record stays");
+        let again = client
+            .execute(
+                "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, error)
+                 VALUES ('t', 0, 7, 'e') ON CONFLICT DO NOTHING",
+                &[],
+            )
+            .await
+            .expect("insert");
+        assert_eq!(
+            again, 0,
+            "unique per (topic, kafka_partition, kafka_offset)"
+        );
+    }
 }

@@ -1,11 +1,20 @@
 //! One micro-batch as it accumulates: every record polled since the last commit, already
 //! parsed, with the offset range it covers in each partition.
+//!
+//! What a batch holds is bounded whatever arrives: it counts the bytes it took (so the loop
+//! cuts it at `MAX_BATCH_BYTES`), and a dead letter keeps at most [`MAX_DEAD_LETTER_BYTES`] of
+//! its key and payload (with the full length and a SHA-256 of the whole) and a reason of at
+//! most [`MAX_REASON_BYTES`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use spine_core::event::{parse_event, Event};
+use sha2::{Digest, Sha256};
+use spine_core::event::{parse_event, truncate_text, Event, MAX_REASON_BYTES};
+
+/// The most of a dead letter's key, and of its payload, that is kept (64 KiB).
+pub const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
 
 use crate::gaps::Gap;
 
@@ -17,14 +26,41 @@ pub struct Located {
     pub offset: i64,
 }
 
-/// A record that is not a valid event, kept byte for byte.
+/// A record that is not a valid event: its key and payload as [`Kept`] (byte for byte up to
+/// [`MAX_DEAD_LETTER_BYTES`]), and why it is not an event.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     pub partition: i32,
     pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
+    pub key: Option<Kept>,
+    pub payload: Option<Kept>,
+    /// At most [`MAX_REASON_BYTES`].
     pub error: String,
+}
+
+/// A dead letter's key or payload as stored: its first [`MAX_DEAD_LETTER_BYTES`] bytes (all
+/// of it when shorter), its full length, and the SHA-256 of the whole, so a cut value can
+/// still be matched against the record on the topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub head: Vec<u8>,
+    pub length: usize,
+    pub sha256: [u8; 32],
+}
+
+impl Kept {
+    pub fn new(bytes: &[u8]) -> Kept {
+        Kept {
+            head: bytes[..bytes.len().min(MAX_DEAD_LETTER_BYTES)].to_vec(),
+            length: bytes.len(),
+            sha256: Sha256::digest(bytes).into(),
+        }
+    }
+
+    /// Whether `head` is all of it.
+    pub fn is_whole(&self) -> bool {
+        self.head.len() == self.length
+    }
 }
 
 /// The offsets `[start, end)` a batch covers in one partition. `start` is where the stored
@@ -45,6 +81,9 @@ pub struct Batch {
     /// written).
     pub in_batch_duplicates: Vec<(i32, i64)>,
     ids: HashSet<uuid::Uuid>,
+    /// The key and payload bytes of every record taken, as read (what `MAX_BATCH_BYTES`
+    /// bounds). Records dropped by [`Batch::advance_partition`] stay counted.
+    input_bytes: usize,
     /// When the batch's first record was taken (`None` while it is empty).
     pub started_at: Option<DateTime<Utc>>,
     /// Time spent polling and parsing this batch's records (idle waiting excluded).
@@ -66,6 +105,11 @@ impl Batch {
     /// Records taken (valid, duplicate and dead), the batch's `input_rows`.
     pub fn input_rows(&self) -> usize {
         self.events.len() + self.dead_letters.len() + self.in_batch_duplicates.len()
+    }
+
+    /// The key and payload bytes of the records taken, as read.
+    pub fn input_bytes(&self) -> usize {
+        self.input_bytes
     }
 
     pub fn is_empty(&self) -> bool {
@@ -115,6 +159,7 @@ impl Batch {
             end: position,
         });
         range.end = offset + 1;
+        self.input_bytes += key.map_or(0, <[u8]>::len) + payload.map_or(0, <[u8]>::len);
         match parse_event(payload.unwrap_or_default()) {
             Ok(event) => {
                 if self.ids.insert(event.event_id) {
@@ -130,9 +175,9 @@ impl Batch {
             Err(reason) => self.dead_letters.push(DeadLetter {
                 partition,
                 offset,
-                key: key.map(<[u8]>::to_vec),
-                payload: payload.map(<[u8]>::to_vec),
-                error: reason.to_string(),
+                key: key.map(Kept::new),
+                payload: payload.map(Kept::new),
+                error: truncate_text(&reason.to_string(), MAX_REASON_BYTES).into_owned(),
             }),
         }
     }
@@ -202,8 +247,45 @@ mod tests {
         );
         assert_eq!(b.events.len(), 2);
         assert_eq!(b.dead_letters.len(), 1);
-        assert_eq!(b.dead_letters[0].payload.as_deref(), Some(&b"garbage"[..]));
+        let kept = b.dead_letters[0].payload.as_ref().expect("payload");
+        assert_eq!((kept.head.as_slice(), kept.length), (&b"garbage"[..], 7));
+        assert!(kept.is_whole());
         assert_eq!(b.input_rows(), 3);
+        let json = good(1, "a").len() + good(2, "b").len();
+        assert_eq!(b.input_bytes(), json + b"garbage".len() + b"k".len());
+    }
+
+    #[test]
+    fn a_big_dead_letter_keeps_its_head_length_and_hash() {
+        let mut b = Batch::default();
+        let key = vec![b'k'; 100_000];
+        let payload: Vec<u8> = (0..900_000u32).map(|i| (i % 251) as u8).collect();
+        b.push(0, 0, 0, Some(&key), Some(&payload));
+        let d = &b.dead_letters[0];
+        let p = d.payload.as_ref().expect("payload");
+        assert_eq!(p.head, payload[..MAX_DEAD_LETTER_BYTES]);
+        assert_eq!(p.length, 900_000);
+        assert_eq!(p.sha256, <[u8; 32]>::from(Sha256::digest(&payload)));
+        assert!(!p.is_whole());
+        let k = d.key.as_ref().expect("key");
+        assert_eq!((k.head.len(), k.length), (MAX_DEAD_LETTER_BYTES, 100_000));
+        assert_eq!(b.input_bytes(), 1_000_000, "counted as read");
+    }
+
+    #[test]
+    fn a_reason_is_at_most_a_kibibyte() {
+        let mut b = Batch::default();
+        let huge = format!("{{\"{}\": 1", "x".repeat(900_000)); // cut short: syntax error
+        b.push(0, 0, 0, None, Some(huge.as_bytes()));
+        let payload = serde_json::to_vec(&"y".repeat(900_000)).expect("json");
+        b.push(0, 1, 0, None, Some(&payload));
+        for d in &b.dead_letters {
+            assert!(d.error.len() <= MAX_REASON_BYTES, "{} bytes", d.error.len());
+            assert!(
+                !d.error.contains(&"y".repeat(100)),
+                "the value is not echoed"
+            );
+        }
     }
 
     #[test]
@@ -245,6 +327,7 @@ mod tests {
         b.push(0, 0, 0, Some(b"acme"), None);
         assert_eq!(b.dead_letters[0].error, "empty record value");
         assert_eq!(b.dead_letters[0].payload, None);
+        assert_eq!(b.dead_letters[0].key.as_ref().map(|k| k.length), Some(4));
     }
 
     #[test]

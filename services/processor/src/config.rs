@@ -33,6 +33,12 @@ pub struct ProcessorArgs {
           value_parser = |s: &str| parse_u64_in(s, 1, 10_000_000, "a whole number of rows"))]
     pub max_batch_rows: u64,
 
+    /// The most bytes (record keys and values, as read) one micro-batch takes; a batch is cut
+    /// when either this or MAX_BATCH_ROWS is reached
+    #[arg(long = "max-batch-bytes", env = "MAX_BATCH_BYTES", default_value = "16777216",
+          value_parser = |s: &str| parse_u64_in(s, 1024, MAX_BATCH_BYTES_LIMIT, "a whole number of bytes"))]
+    pub max_batch_bytes: u64,
+
     /// What to do when offsets to read are gone (the broker lost records, the topic was
     /// recreated, retention removed unread records): fail (write nothing, exit 3) or continue
     /// (resume where the log has records and record the gap in stream_gaps)
@@ -56,6 +62,10 @@ pub struct ProcessorArgs {
     #[arg(long = "crash-at", env = "SPINE_CRASH_AT", hide = true)]
     pub crash_at: Option<CrashPoint>,
 }
+
+/// The largest `MAX_BATCH_BYTES` accepted (512 MiB): far below what one Postgres statement
+/// can carry (1 GiB).
+pub const MAX_BATCH_BYTES_LIMIT: u64 = 512 * 1024 * 1024;
 
 impl ProcessorArgs {
     pub fn trigger_interval(&self) -> Duration {
@@ -104,5 +114,37 @@ impl FromStr for CrashPoint {
             "pause-holding-lock" => Ok(CrashPoint::PauseHoldingLock(n)),
             _ => Err(expected()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use spine_core::config::one_line_error;
+
+    fn error_of(args: &[&str]) -> String {
+        let err = ProcessorArgs::try_parse_from(args).expect_err("should fail");
+        one_line_error(&err, &ProcessorArgs::command())
+    }
+
+    #[test]
+    fn max_batch_bytes_defaults_to_16_mib_and_a_bad_one_is_one_line() {
+        let arg = ProcessorArgs::command()
+            .get_arguments()
+            .find(|a| a.get_long() == Some("max-batch-bytes"))
+            .map(|a| a.get_default_values()[0].to_string_lossy().into_owned());
+        assert_eq!(arg.as_deref(), Some("16777216"));
+        for bad in ["12", "1GB", "536870913"] {
+            let e = error_of(&["spine-processor", "--max-batch-bytes", bad]);
+            assert!(
+                e.starts_with("invalid MAX_BATCH_BYTES (--max-batch-bytes)")
+                    && e.contains("expected a whole number of bytes from 1024 to 536870912")
+                    && !e.contains('\n'),
+                "{e}"
+            );
+        }
+        let ok = ProcessorArgs::try_parse_from(["spine-processor", "--max-batch-bytes", "1024"]);
+        assert_eq!(ok.expect("valid").max_batch_bytes, 1024);
     }
 }

@@ -162,6 +162,7 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> anyhow::Re
             args.trigger_interval()
         },
         max_batch_rows: usize::try_from(args.max_batch_rows).unwrap_or(usize::MAX),
+        max_batch_bytes: usize::try_from(args.max_batch_bytes).unwrap_or(usize::MAX),
         available_now: args.available_now,
         on_data_loss: args.on_data_loss,
         crash_at: args.crash_at,

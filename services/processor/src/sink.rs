@@ -3,7 +3,7 @@
 //! In order: the fenced offset update (first, so a competing writer blocks on the row locks
 //! and then fails its check), the new events (idempotent by `event_id`), the `current_orders`
 //! upsert of the newly inserted events reduced to the latest per order (with `tenant_stats`
-//! following it), the dead letters, and the batch's own rows. Every statement is one bulk `unnest()` of column arrays, whatever the
+//! following it), the dead letters (once per record, bounded in size), and the batch's own rows. Every statement is one bulk `unnest()` of column arrays, whatever the
 //! batch size. Either all of it commits, or none of it does and the offsets do not move.
 
 use std::collections::{BTreeMap, HashSet};
@@ -14,7 +14,7 @@ use spine_core::reduce::latest_per_order;
 use tokio_postgres::{GenericClient, IsolationLevel};
 use uuid::Uuid;
 
-use crate::batch::Batch;
+use crate::batch::{Batch, Kept};
 use crate::faults::FaultPoints;
 use crate::pg_error;
 
@@ -137,9 +137,14 @@ WITH input AS (
 )
 SELECT count(*) FROM upserted";
 
+/// One row per record, whichever batch, replica or consumer group read it (a replay or a
+/// second group keeps the first row).
 const INSERT_DEAD_LETTERS: &str = "
-INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, key, payload, error)
-SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::text[])";
+INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, key, key_length, key_sha256,
+                          payload, payload_length, payload_sha256, error)
+SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bytea[], $5::int[], $6::bytea[],
+                         $7::bytea[], $8::int[], $9::bytea[], $10::text[])
+ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING";
 
 /// Taken before `current_orders` is touched and held to the commit: writers (replicas) take
 /// turns from here on, so the order upsert and `tenant_stats` see every earlier batch, and batch
@@ -160,6 +165,27 @@ RETURNING batch_id";
 const INSERT_BATCH_PARTITIONS: &str = "
 INSERT INTO stream_batch_partitions (batch_id, kafka_partition, start_offset, end_offset)
 SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[])";
+
+/// The three columns of a dead letter's key or payload: its kept bytes, full length and
+/// SHA-256 (all NULL when the record had none).
+type KeptColumns<'a> = (
+    Vec<Option<&'a [u8]>>,
+    Vec<Option<i32>>,
+    Vec<Option<&'a [u8]>>,
+);
+
+fn kept_columns<'a>(values: impl Iterator<Item = Option<&'a Kept>>) -> KeptColumns<'a> {
+    let mut columns: KeptColumns<'a> = (Vec::new(), Vec::new(), Vec::new());
+    for v in values {
+        columns.0.push(v.map(|k| k.head.as_slice()));
+        // A Kafka record is at most 2 GiB.
+        columns
+            .1
+            .push(v.map(|k| i32::try_from(k.length).unwrap_or(i32::MAX)));
+        columns.2.push(v.map(|k| k.sha256.as_slice()));
+    }
+    columns
+}
 
 /// Milliseconds, to the microsecond.
 fn ms(d: Duration) -> f64 {
@@ -346,14 +372,15 @@ impl Writer {
             row.get::<_, i64>(0) as usize
         };
 
-        // 4. Dead letters, byte for byte.
+        // 4. Dead letters: at most 64 KiB of key and payload each, with lengths and hashes.
         if !batch.dead_letters.is_empty() {
             let stmt = tx.prepare_cached(INSERT_DEAD_LETTERS).await?;
             let d = &batch.dead_letters;
             let partitions: Vec<i32> = d.iter().map(|x| x.partition).collect();
             let offsets: Vec<i64> = d.iter().map(|x| x.offset).collect();
-            let keys: Vec<Option<&[u8]>> = d.iter().map(|x| x.key.as_deref()).collect();
-            let payloads: Vec<Option<&[u8]>> = d.iter().map(|x| x.payload.as_deref()).collect();
+            let (keys, key_lengths, key_hashes) = kept_columns(d.iter().map(|x| x.key.as_ref()));
+            let (payloads, payload_lengths, payload_hashes) =
+                kept_columns(d.iter().map(|x| x.payload.as_ref()));
             let errors: Vec<&str> = d.iter().map(|x| x.error.as_str()).collect();
             tx.execute(
                 &stmt,
@@ -362,7 +389,11 @@ impl Writer {
                     &partitions,
                     &offsets,
                     &keys,
+                    &key_lengths,
+                    &key_hashes,
                     &payloads,
+                    &payload_lengths,
+                    &payload_hashes,
                     &errors,
                 ],
             )

@@ -162,6 +162,32 @@ async fn available_now_drains_the_topic_once() {
     assert_exactly_once(&db, &group, &topic, &events, dead).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_consumer_group_stores_each_bad_record_once() {
+    let broker = tansu().bootstrap();
+    let topic = unique_name("events");
+    let db = postgres().fresh_database().await;
+    create_topic(&broker, &topic, PARTITIONS).await;
+    let (records, events, dead) = workload(30);
+    produce(&broker, &topic, &records);
+
+    let first = unique_name("group");
+    drain(&broker, &topic, &first, &db).await;
+    // Another group reads the whole topic again (as a replay, or a rewind, does).
+    let second = unique_name("group");
+    let summary = drain(&broker, &topic, &second, &db).await;
+    assert_eq!(
+        summary.dead_lettered as usize, dead,
+        "the second group found the same bad records"
+    );
+    let stored = common::stored(&db, &second, &topic).await;
+    assert_eq!(
+        stored.dead_letter_rows as usize, dead,
+        "each bad record is one dead letter, whichever groups read it"
+    );
+    assert_eq!(stored.event_rows as usize, events.len());
+}
+
 /// Runs the real binary to completion (or to its crash), returning its exit status.
 fn run_binary(env: &[(String, String)], extra_env: &[(&str, &str)]) -> std::process::ExitStatus {
     let mut cmd = common::processor_command(env);

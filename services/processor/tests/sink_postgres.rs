@@ -347,6 +347,108 @@ async fn each_class_of_bad_input_is_a_dead_letter_while_good_records_commit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_dead_letter_is_stored_bounded_with_its_length_and_hash() {
+    use sha2::{Digest, Sha256};
+    let s = Sink::new().await;
+    let key = vec![b'k'; 100_000];
+    // A JSON string of 900 KB: serde's own error message would quote all of it.
+    let payload = serde_json::to_vec(&"v".repeat(900_000 - 2)).expect("json");
+    let mut b = Batch::default();
+    b.push(0, 0, 0, Some(&key), Some(&payload));
+    b.push(0, 1, 0, None, Some(b"short"));
+    let c = s.write(&b).await.expect("batch commits");
+    assert_eq!(c.dead_lettered, 2);
+
+    let client = s.db.connect().await;
+    let rows = client
+        .query(
+            "SELECT key, key_length, key_sha256, payload, payload_length, payload_sha256, error
+               FROM dead_letters ORDER BY kafka_offset",
+            &[],
+        )
+        .await
+        .expect("dead letters");
+    let big = &rows[0];
+    let sha = |b: &[u8]| Sha256::digest(b).to_vec();
+    assert_eq!(big.get::<_, Vec<u8>>(0), key[..64 * 1024]);
+    assert_eq!(big.get::<_, Option<i32>>(1), Some(100_000));
+    assert_eq!(big.get::<_, Vec<u8>>(2), sha(&key));
+    assert_eq!(big.get::<_, Vec<u8>>(3), payload[..64 * 1024]);
+    assert_eq!(big.get::<_, Option<i32>>(4), Some(900_000));
+    assert_eq!(big.get::<_, Vec<u8>>(5), sha(&payload));
+    let error: String = big.get(6);
+    assert!(error.len() <= 1024, "{} bytes of reason", error.len());
+    assert!(
+        error.starts_with("not a valid event JSON object: invalid type: string"),
+        "{error}"
+    );
+    assert!(
+        !error.contains(&"v".repeat(100)),
+        "the value is not echoed: {error}"
+    );
+
+    let small = &rows[1];
+    assert_eq!(small.get::<_, Option<Vec<u8>>>(0), None, "no key");
+    assert_eq!(small.get::<_, Option<i32>>(1), None);
+    assert_eq!(
+        small.get::<_, Vec<u8>>(3),
+        b"short",
+        "a small payload is whole"
+    );
+    assert_eq!(small.get::<_, Option<i32>>(4), Some(5));
+    assert_eq!(small.get::<_, Vec<u8>>(5), sha(b"short"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_bad_record_is_one_dead_letter() {
+    let s = Sink::new().await;
+    let good = event("acme", "o1", EventType::OrderPlaced, 1, 1).to_json();
+    let records = [b"garbage".to_vec(), good.clone()];
+    s.write(&batch_of(0, 0, &records))
+        .await
+        .expect("first read");
+
+    // A second consumer group reads the same records, then the first is rewound.
+    let mut client = s.pool.get().await.expect("connection");
+    sink::load_or_init_offsets(&**client, "g2", TOPIC, &[0])
+        .await
+        .expect("offsets of g2");
+    let replay = Writer::new("g2", TOPIC)
+        .write(&mut client, &batch_of(0, 0, &records), &BTreeMap::new())
+        .await
+        .expect("second group");
+    assert_eq!(
+        replay.dead_lettered, 1,
+        "still counted as the batch's bad record"
+    );
+    client
+        .execute(
+            "UPDATE stream_offsets SET next_offset = 0 WHERE consumer_group = $1",
+            &[&GROUP],
+        )
+        .await
+        .expect("rewind");
+    let mut rewound = batch_of(0, 0, &[b"other garbage".to_vec(), good]);
+    rewound.push(0, 2, 0, None, Some(b"new garbage"));
+    s.write(&rewound).await.expect("rewound read");
+
+    let rows = client
+        .query(
+            "SELECT kafka_offset, payload FROM dead_letters ORDER BY kafka_offset",
+            &[],
+        )
+        .await
+        .expect("dead letters");
+    let rows: Vec<(i64, Vec<u8>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        rows,
+        vec![(0, b"garbage".to_vec()), (2, b"new garbage".to_vec())],
+        "one row per record, the first one kept"
+    );
+    assert_eq!(s.count("events").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_writers_batch_is_refused_and_writes_nothing() {
     let s = Sink::new().await;
     let a = event("acme", "o1", EventType::OrderPlaced, 1, 1);

@@ -4,7 +4,8 @@
 //!
 //! - `duplicate`: the same event again, byte for byte (a producer retry);
 //! - `late`: an older event for the same order, an hour before it (must never win);
-//! - `malformed`: a record that is not a valid event (must become a dead letter).
+//! - `malformed`: a record that is not a valid event (must become a dead letter), padded
+//!   with spaces to `--malformed-bytes` when given (a flood of big bad records).
 
 use chrono::Duration;
 use rand::rngs::StdRng;
@@ -33,6 +34,7 @@ impl Kind {
 pub struct Chaos {
     rng: StdRng,
     fraction: f64,
+    malformed_bytes: Option<usize>,
 }
 
 impl Chaos {
@@ -40,6 +42,16 @@ impl Chaos {
         Chaos {
             rng: StdRng::seed_from_u64(seed ^ 0xc4a0_5c4a_05c4_a05c),
             fraction: fraction.clamp(0.0, 1.0),
+            malformed_bytes: None,
+        }
+    }
+
+    /// Malformed records padded with spaces to `bytes` (spaces keep them as invalid as they
+    /// were).
+    pub fn with_malformed_bytes(self, bytes: Option<usize>) -> Chaos {
+        Chaos {
+            malformed_bytes: bytes,
+            ..self
         }
     }
 
@@ -70,9 +82,13 @@ impl Chaos {
                     serde_json::json!({"event_id": event.event_id, "tenant": event.tenant, "event_type": "order_paid",
                         "order_id": event.order_id, "amount_cents": -100, "event_time": "yesterday"}).to_string(),
                 ];
-                samples[self.rng.random_range(0..samples.len())]
+                let mut value = samples[self.rng.random_range(0..samples.len())]
                     .clone()
-                    .into_bytes()
+                    .into_bytes();
+                if let Some(bytes) = self.malformed_bytes {
+                    value.resize(value.len().max(bytes), b' ');
+                }
+                value
             }
         };
         Some((kind, value))
@@ -114,6 +130,22 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 3, "all three kinds come up");
+    }
+
+    #[test]
+    fn malformed_records_can_be_padded_to_a_size() {
+        let mut g = Generator::new(vec!["acme".into()], Mode::Lifecycle, 1);
+        let mut chaos = Chaos::new(1.0, 1).with_malformed_bytes(Some(900_000));
+        let mut malformed = 0;
+        for _ in 0..30 {
+            let e = g.next_event(chrono::Utc::now());
+            if let Some((Kind::Malformed, value)) = chaos.after(&e) {
+                assert_eq!(value.len(), 900_000);
+                assert!(parse_event(&value).is_err());
+                malformed += 1;
+            }
+        }
+        assert!(malformed > 0);
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub struct ProducerArgs {
     #[arg(long, default_value = "0", value_parser = parse_fraction)]
     pub chaos: f64,
 
+    /// With --chaos: pad each malformed record with spaces to this many bytes (at most
+    /// 900000), to flood the processor with big bad records
+    #[arg(long, value_parser = |s: &str| parse_u64_in(s, 1, 900_000, "a number of bytes"))]
+    pub malformed_bytes: Option<u64>,
+
     #[command(flatten)]
     pub metrics: MetricsArgs,
 

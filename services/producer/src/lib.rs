@@ -46,7 +46,8 @@ pub async fn run(args: ProducerArgs, shutdown: CancellationToken) -> anyhow::Res
     let stop = shutdown.clone();
     let produced = tokio::task::spawn_blocking(move || {
         let mut generator = generator::Generator::new(args.tenants.0.clone(), args.mode, seed);
-        let mut chaos = chaos::Chaos::new(args.chaos, seed);
+        let mut chaos = chaos::Chaos::new(args.chaos, seed)
+            .with_malformed_bytes(args.malformed_bytes.map(|n| n as usize));
         publish::produce_loop(
             &producer,
             &args.kafka.topic,

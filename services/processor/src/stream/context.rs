@@ -378,6 +378,23 @@ pub(super) fn retry_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
 }
 
+/// The most one fetch request brings back (librdkafka's `fetch.max.bytes`; a single record
+/// bigger than this still comes, alone).
+const FETCH_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+/// librdkafka's pre-fetch, bounded so that a flood of big records cannot outgrow memory
+/// (its defaults queue 64 MiB and fetch 50 MB at a time): the local queue holds about one
+/// batch's worth (`MAX_BATCH_BYTES`, at least 1 MiB, in KiB), and a fetch at most
+/// [`FETCH_MAX_BYTES`]. The queue may be overshot by one partition's fetch (1 MiB, or one
+/// record when bigger).
+fn prefetch_settings(max_batch_bytes: usize) -> [(&'static str, String); 2] {
+    let queue_kib = (max_batch_bytes / 1024).clamp(1024, 2_097_151);
+    [
+        ("queued.max.messages.kbytes", queue_kib.to_string()),
+        ("fetch.max.bytes", FETCH_MAX_BYTES.to_string()),
+    ]
+}
+
 pub fn create_consumer(
     cfg: &LoopConfig,
     pool: Pool,
@@ -395,8 +412,13 @@ pub fn create_consumer(
         errors: Throttle::default(),
         assigned: watch::Sender::new(Vec::new()),
     };
-    cfg.kafka_properties
-        .client_config() // -X, KAFKA_PROPERTIES; the settings below win
+    let mut config = cfg.kafka_properties.client_config(); // -X, KAFKA_PROPERTIES
+    for (key, value) in prefetch_settings(cfg.max_batch_bytes) {
+        if config.get(key).is_none() {
+            config.set(key, value); // unless -X sets them
+        }
+    }
+    config // the settings below win
         .set("bootstrap.servers", &cfg.bootstrap)
         .set("group.id", &cfg.consumer_group)
         .set("client.id", "spine-processor")
@@ -422,6 +444,17 @@ pub fn create_consumer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prefetch_queue_holds_about_one_batch() {
+        let kib = |bytes: usize| prefetch_settings(bytes)[0].1.clone();
+        assert_eq!(kib(16 * 1024 * 1024), "16384");
+        assert_eq!(kib(2048), "1024", "at least 1 MiB");
+        assert_eq!(
+            prefetch_settings(0)[1],
+            ("fetch.max.bytes", "8388608".into())
+        );
+    }
 
     #[test]
     fn a_refused_assignment_keeps_no_positions_and_is_reported() {

@@ -16,18 +16,43 @@ pub enum BatchStep {
     Fill,
 }
 
-/// When to cut a batch. `rows` is the batch's records so far (0 = empty), `due` whether the
-/// trigger time has come, and `drained` whether the last poll found nothing more already
-/// fetched. A batch is cut when it is full, or when the trigger is due and what had arrived
-/// by then has been taken (so one trigger's batch holds everything fetched up to it).
-pub fn batch_step(rows: usize, max_rows: usize, due: bool, drained: bool) -> BatchStep {
-    if rows == 0 {
+/// How much one batch may take: it is full when either bound is reached (`MAX_BATCH_ROWS`,
+/// `MAX_BATCH_BYTES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchBounds {
+    pub max_rows: usize,
+    /// Key and payload bytes as read. The record that reaches the bound is in the batch, so a
+    /// batch can exceed it by at most one record.
+    pub max_bytes: usize,
+}
+
+/// What a batch has taken so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// Records (0 = empty).
+    pub rows: usize,
+    /// Their key and payload bytes, as read.
+    pub bytes: usize,
+}
+
+impl BatchBounds {
+    pub fn full(&self, taken: Taken) -> bool {
+        taken.rows >= self.max_rows || taken.bytes >= self.max_bytes
+    }
+}
+
+/// When to cut a batch. `taken` is what the batch holds so far, `due` whether the trigger
+/// time has come, and `drained` whether the last poll found nothing more already fetched. A
+/// batch is cut when it is full (either bound), or when the trigger is due and what had
+/// arrived by then has been taken (so one trigger's batch holds everything fetched up to it).
+pub fn batch_step(taken: Taken, bounds: BatchBounds, due: bool, drained: bool) -> BatchStep {
+    if taken.rows == 0 {
         if due {
             BatchStep::SkipTrigger
         } else {
             BatchStep::Fill
         }
-    } else if rows >= max_rows || (due && drained) {
+    } else if bounds.full(taken) || (due && drained) {
         BatchStep::Cut
     } else {
         BatchStep::Fill
@@ -93,34 +118,85 @@ pub fn available_now(progress: &Progress<'_>, now: Instant, last_asked: Instant)
 mod tests {
     use super::*;
 
+    const MIB: usize = 1024 * 1024;
+
+    /// `rows` records of 100 bytes each against `max_rows` and 16 MiB.
+    fn rows_step(rows: usize, max_rows: usize, due: bool, drained: bool) -> BatchStep {
+        let bounds = BatchBounds {
+            max_rows,
+            max_bytes: 16 * MIB,
+        };
+        batch_step(
+            Taken {
+                rows,
+                bytes: rows * 100,
+            },
+            bounds,
+            due,
+            drained,
+        )
+    }
+
+    fn bytes_step(rows: usize, bytes: usize, due: bool, drained: bool) -> BatchStep {
+        let bounds = BatchBounds {
+            max_rows: 50_000,
+            max_bytes: 16 * MIB,
+        };
+        batch_step(Taken { rows, bytes }, bounds, due, drained)
+    }
+
+    #[test]
+    fn a_batch_full_of_bytes_is_cut_before_the_trigger() {
+        assert_eq!(bytes_step(17, 16 * MIB, false, false), BatchStep::Cut);
+        assert_eq!(
+            bytes_step(1, 20 * MIB, false, false),
+            BatchStep::Cut,
+            "one big record"
+        );
+        assert_eq!(bytes_step(17, 16 * MIB - 1, false, false), BatchStep::Fill);
+        assert_eq!(bytes_step(0, 0, false, false), BatchStep::Fill);
+    }
+
+    #[test]
+    fn whichever_bound_is_reached_first_cuts() {
+        let bounds = BatchBounds {
+            max_rows: 10,
+            max_bytes: 1000,
+        };
+        let step = |rows, bytes| batch_step(Taken { rows, bytes }, bounds, false, false);
+        assert_eq!(step(10, 10), BatchStep::Cut, "rows first");
+        assert_eq!(step(2, 1000), BatchStep::Cut, "bytes first");
+        assert_eq!(step(9, 999), BatchStep::Fill);
+    }
+
     #[test]
     fn a_full_batch_is_cut_before_the_trigger() {
-        assert_eq!(batch_step(500, 500, false, false), BatchStep::Cut);
-        assert_eq!(batch_step(501, 500, false, false), BatchStep::Cut);
-        assert_eq!(batch_step(499, 500, false, false), BatchStep::Fill);
+        assert_eq!(rows_step(500, 500, false, false), BatchStep::Cut);
+        assert_eq!(rows_step(501, 500, false, false), BatchStep::Cut);
+        assert_eq!(rows_step(499, 500, false, false), BatchStep::Fill);
     }
 
     #[test]
     fn a_due_trigger_cuts_once_what_was_fetched_is_drained() {
-        assert_eq!(batch_step(10, 500, true, true), BatchStep::Cut);
+        assert_eq!(rows_step(10, 500, true, true), BatchStep::Cut);
     }
 
     #[test]
     fn a_due_trigger_keeps_taking_records_until_drained() {
-        assert_eq!(batch_step(10, 500, true, false), BatchStep::Fill);
+        assert_eq!(rows_step(10, 500, true, false), BatchStep::Fill);
     }
 
     #[test]
     fn a_drained_batch_waits_for_its_trigger() {
-        assert_eq!(batch_step(10, 500, false, true), BatchStep::Fill);
+        assert_eq!(rows_step(10, 500, false, true), BatchStep::Fill);
     }
 
     #[test]
     fn an_empty_batch_is_never_cut() {
-        assert_eq!(batch_step(0, 500, true, true), BatchStep::SkipTrigger);
-        assert_eq!(batch_step(0, 500, true, false), BatchStep::SkipTrigger);
-        assert_eq!(batch_step(0, 500, false, true), BatchStep::Fill);
-        assert_eq!(batch_step(0, 1, false, false), BatchStep::Fill);
+        assert_eq!(rows_step(0, 500, true, true), BatchStep::SkipTrigger);
+        assert_eq!(rows_step(0, 500, true, false), BatchStep::SkipTrigger);
+        assert_eq!(rows_step(0, 500, false, true), BatchStep::Fill);
+        assert_eq!(rows_step(0, 1, false, false), BatchStep::Fill);
     }
 
     fn map(pairs: &[(i32, i64)]) -> BTreeMap<i32, i64> {

@@ -32,6 +32,7 @@ pub use run::run;
 
 use crate::config::CrashPoint;
 use crate::gaps::OnDataLoss;
+use decide::BatchBounds;
 
 /// What the loop needs to know.
 #[derive(Debug, Clone, Default)]
@@ -42,11 +43,23 @@ pub struct LoopConfig {
     pub consumer_group: String,
     pub trigger: Duration,
     pub max_batch_rows: usize,
+    /// Key and payload bytes (as read) after which a batch is cut; also sizes librdkafka's
+    /// pre-fetch queue (see [`context::create_consumer`]).
+    pub max_batch_bytes: usize,
     pub available_now: bool,
     /// What to do when offsets to read are gone (see [`crate::gaps`]).
     pub on_data_loss: OnDataLoss,
     /// Where the test hooks fail the process, if anywhere (see [`crate::faults`]).
     pub crash_at: Option<CrashPoint>,
+}
+
+impl LoopConfig {
+    pub fn batch_bounds(&self) -> BatchBounds {
+        BatchBounds {
+            max_rows: self.max_batch_rows,
+            max_bytes: self.max_batch_bytes,
+        }
+    }
 }
 
 /// Totals of one run, returned when the loop ends.

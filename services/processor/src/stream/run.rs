@@ -12,7 +12,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use spine_core::ops::Readiness;
 use tracing::{debug, info, warn};
 
-use super::decide::{self, AvailableNow, BatchStep, Progress};
+use super::decide::{self, AvailableNow, BatchStep, Progress, Taken};
 use super::offsets::{commit_to_kafka, stored_offsets_reached, topic_end_offsets};
 use super::rates::InputRate;
 use super::stall::{self, StallShared};
@@ -106,7 +106,7 @@ fn run_loop(
         .subscribe(&[&cfg.topic])
         .with_context(|| format!("subscribing to topic {}", cfg.topic))?;
     info!(topic = %cfg.topic, group = %cfg.consumer_group, trigger_ms = cfg.trigger.as_millis() as u64,
-          max_batch_rows = cfg.max_batch_rows, available_now = cfg.available_now, "stream started");
+          max_batch_rows = cfg.max_batch_rows, max_batch_bytes = cfg.max_batch_bytes, available_now = cfg.available_now, "stream started");
     let targets = if cfg.available_now {
         let t = topic_end_offsets(consumer, &cfg.topic)?;
         info!(targets = %format_offsets(&t), "available-now: processing up to these offsets");
@@ -152,7 +152,11 @@ fn run_loop(
 
         let now = Instant::now();
         let due = now >= s.next_trigger;
-        match decide::batch_step(s.batch.input_rows(), cfg.max_batch_rows, due, s.drained) {
+        let taken = Taken {
+            rows: s.batch.input_rows(),
+            bytes: s.batch.input_bytes(),
+        };
+        match decide::batch_step(taken, cfg.batch_bounds(), due, s.drained) {
             BatchStep::Cut => {
                 s.cut(now)?;
                 continue;

@@ -81,6 +81,7 @@ pub fn processor_command(env: &[(String, String)]) -> std::process::Command {
         "CONSUMER_GROUP",
         "TRIGGER_INTERVAL_MS",
         "MAX_BATCH_ROWS",
+        "MAX_BATCH_BYTES",
         "POSTGRES_HOST",
         "POSTGRES_PORT",
         "POSTGRES_DB",
