@@ -57,7 +57,7 @@ pub fn sql(partition: bool) -> String {
          SELECT b.as_of, d.id, d.topic, d.kafka_partition, d.kafka_offset, d.received_at, d.error,
                 substring(d.key FROM 1 FOR {TEXT_BYTES}),
                 substring(d.payload FROM 1 FOR {TEXT_BYTES}),
-                coalesce(octet_length(d.payload), 0)::bigint
+                coalesce(d.payload_length::bigint, octet_length(d.payload), 0)::bigint
            FROM b LEFT JOIN LATERAL (
                 SELECT * FROM dead_letters {filter} ORDER BY id DESC LIMIT $1) d ON true
           ORDER BY d.id DESC",
