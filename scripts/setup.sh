@@ -35,6 +35,9 @@ setup_apt() {
   command -v sqlite3 >/dev/null || missing+=(sqlite3)
   command -v python3 >/dev/null || missing+=(python3 python3-pip)
   [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
+  # librdkafka is built with TLS (rdkafka's `ssl` feature): it links the system OpenSSL.
+  [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
   pg_bin_dir >/dev/null 2>&1 || missing+=(postgresql)
   command -v kubectl >/dev/null || missing+=(kubernetes-client)
   command -v wrk >/dev/null || missing+=(wrk)
