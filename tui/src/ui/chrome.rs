@@ -198,7 +198,7 @@ pub fn help(frame: &mut Frame<'_>, app: &App) {
     lines.push(Line::raw(""));
     lines.extend(
         [
-            "Tail: newest first, never commits offsets. Red: malformed (dead letters).",
+            "Tail: newest first, read without committing any offset; red = dead letters.",
             "Orders: yellow = status changed in the latest batch, green = new in the list.",
             "Processor: running, idle, stalled, down; unknown while the API is down.",
             "Lag = log end now - committed. Strip: 3 min of in/done rec/s, lag, batch ms.",
