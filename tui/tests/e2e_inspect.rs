@@ -10,11 +10,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::services::{tail_of_log, Service};
-use common::tmux::{pane, Tmux};
+use common::services::{kafka_env, produce_history, tail_of_log, Service};
+use common::tmux::{pane, spine_tui, Tmux};
 use common::{event_json_with, raw};
 use spine_testkit::kafka::{high_watermarks, produce};
-use spine_testkit::sh_quote;
 use spine_testkit::{free_port, postgres, tansu, unique_name, wait_for_port};
 
 #[test]
@@ -30,15 +29,7 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
     let topic = unique_name("tui_inspect");
     let api_port = free_port();
     let api_url = format!("http://127.0.0.1:{api_port}");
-    let kafka_env = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
-        let mut env = vec![
-            ("KAFKA_BOOTSTRAP", bootstrap.clone()),
-            ("TOPIC", topic.clone()),
-            ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
-        ];
-        env.extend(extra.iter().cloned());
-        env
-    };
+    let kafka_env = |extra: &[(&'static str, String)]| kafka_env(&bootstrap, &topic, extra);
     let producer_env = kafka_env(&[
         ("TOPIC_PARTITIONS", "3".into()),
         ("TENANTS", "acme,globex,initech".into()),
@@ -46,31 +37,7 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
     ]);
 
     // History: 300 events (the producer creates the topic).
-    let mut history = Service::start("spine-producer", &producer_env, &["--count", "300"], logs);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = history.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "spine-producer --count 300 did not finish\n{}",
-            history.tail_of_log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(
-        status.success(),
-        "spine-producer --count 300 failed\n{}",
-        history.tail_of_log()
-    );
-    let produced: i64 = high_watermarks(&bootstrap, &topic, 3).iter().sum();
-    assert_eq!(
-        produced,
-        300,
-        "spine-producer --count 300 produced {produced} records\n{}",
-        history.tail_of_log()
-    );
+    produce_history(&producer_env, 300, &bootstrap, &topic, logs);
 
     let processor = Service::start(
         "spine-processor",
@@ -94,15 +61,7 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
     );
 
     let tui_log = logs.join("spine-tui.log");
-    let command = format!(
-        "env SPINE_API={} KAFKA_BOOTSTRAP={} TOPIC={} {} --log-file {}",
-        sh_quote(&api_url),
-        sh_quote(&bootstrap),
-        sh_quote(&topic),
-        sh_quote(env!("CARGO_BIN_EXE_spine-tui")),
-        sh_quote(&tui_log),
-    );
-    let tmux = Tmux::start(80, 24, &command);
+    let tmux = spine_tui(&api_url, &bootstrap, &topic, &tui_log);
     let service_logs = [processor.log.clone(), api.log.clone(), tui_log.clone()];
     let context = || {
         service_logs

@@ -9,9 +9,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::services::{tail_of_log, Service};
-use common::tmux::Tmux;
-use spine_testkit::{free_port, postgres, sh_quote, tansu, unique_name, wait_for_port};
+use common::services::{kafka_env, tail_of_log, Service};
+use common::tmux::spine_tui;
+use spine_testkit::{free_port, postgres, tansu, unique_name, wait_for_port};
 
 /// The lag in the Batches pane's title, if a number is shown.
 fn batches_lag(screen: &str) -> Option<i64> {
@@ -54,15 +54,7 @@ fn the_screen_says_stalled_when_the_processor_stops_and_running_when_it_is_back(
     let group = unique_name("tui-stall");
     let api_port = free_port();
     let api_url = format!("http://127.0.0.1:{api_port}");
-    let env = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
-        let mut env = vec![
-            ("KAFKA_BOOTSTRAP", bootstrap.clone()),
-            ("TOPIC", topic.clone()),
-            ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
-        ];
-        env.extend(extra.iter().cloned());
-        env
-    };
+    let env = |extra: &[(&'static str, String)]| kafka_env(&bootstrap, &topic, extra);
 
     // Events keep arriving for the whole test (the producer creates the topic).
     let _producer = Service::start(
@@ -97,15 +89,7 @@ fn the_screen_says_stalled_when_the_processor_stops_and_running_when_it_is_back(
     );
 
     let tui_log = logs.join("spine-tui.log");
-    let command = format!(
-        "env SPINE_API={} KAFKA_BOOTSTRAP={} TOPIC={} {} --log-file {}",
-        sh_quote(&api_url),
-        sh_quote(&bootstrap),
-        sh_quote(&topic),
-        sh_quote(env!("CARGO_BIN_EXE_spine-tui")),
-        sh_quote(&tui_log),
-    );
-    let tmux = Tmux::start(80, 24, &command);
+    let tmux = spine_tui(&api_url, &bootstrap, &topic, &tui_log);
     let service_logs = [processor.log.clone(), api.log.clone(), tui_log.clone()];
     let context = || {
         service_logs

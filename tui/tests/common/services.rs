@@ -67,3 +67,57 @@ pub fn tail_of_log(path: &Path) -> String {
         lines[lines.len().saturating_sub(15)..].join("\n")
     )
 }
+
+/// The environment every Kafka-talking service of a test gets, plus `extra`.
+pub fn kafka_env(
+    bootstrap: &str,
+    topic: &str,
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("KAFKA_BOOTSTRAP", bootstrap.to_owned()),
+        ("TOPIC", topic.to_owned()),
+        ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
+    ];
+    env.extend(extra.iter().cloned());
+    env
+}
+
+/// Runs `spine-producer --count n` to the end (it creates the topic) and checks that exactly
+/// `n` records landed on the topic's three partitions.
+pub fn produce_history(
+    env: &[(&'static str, String)],
+    n: u64,
+    bootstrap: &str,
+    topic: &str,
+    logs: &Path,
+) {
+    let count = n.to_string();
+    let mut history = Service::start("spine-producer", env, &["--count", &count], logs);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = history.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "spine-producer --count {n} did not finish\n{}",
+            history.tail_of_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        status.success(),
+        "spine-producer --count {n} failed\n{}",
+        history.tail_of_log()
+    );
+    let produced: i64 = spine_testkit::kafka::high_watermarks(bootstrap, topic, 3)
+        .iter()
+        .sum();
+    assert_eq!(
+        produced,
+        n as i64,
+        "spine-producer --count {n} produced {produced} records\n{}",
+        history.tail_of_log()
+    );
+}

@@ -151,3 +151,17 @@ pub fn pane(screen: &str, title: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The real `spine-tui` in an 80x24 tmux terminal, pointed at `api_url` and the topic, logging
+/// to `log`.
+pub fn spine_tui(api_url: &str, bootstrap: &str, topic: &str, log: &std::path::Path) -> Tmux {
+    let command = format!(
+        "env SPINE_API={} KAFKA_BOOTSTRAP={} TOPIC={} {} --log-file {}",
+        spine_testkit::sh_quote(api_url),
+        spine_testkit::sh_quote(bootstrap),
+        spine_testkit::sh_quote(topic),
+        spine_testkit::sh_quote(env!("CARGO_BIN_EXE_spine-tui")),
+        spine_testkit::sh_quote(log),
+    );
+    Tmux::start(80, 24, &command)
+}
