@@ -16,6 +16,18 @@ fn quote(s: &str) -> String {
     spine_core::event::quote_value(s, 32)
 }
 
+/// An identifier (a tenant or an order id, from the query or the path) checked by the one rule
+/// events follow; a 400 naming `name` otherwise.
+pub fn identifier<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    match check_identifier(value) {
+        Ok(()) => Ok(value),
+        Err(_) => Err(ApiError::BadRequest(format!(
+            "{name} must be 1 to {MAX_ID_CHARS} characters without control characters, got {}",
+            quote(value)
+        ))),
+    }
+}
+
 impl Params {
     pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
         let mut params = BTreeMap::new();
@@ -64,13 +76,7 @@ impl Params {
     pub fn tenant(&self) -> Result<Option<&str>, ApiError> {
         match self.0.get("tenant") {
             None => Ok(None),
-            Some(t) => match check_identifier(t) {
-                Ok(()) => Ok(Some(t.as_str())),
-                Err(_) => Err(ApiError::BadRequest(format!(
-                    "tenant must be 1 to {MAX_ID_CHARS} characters without control characters, got {}",
-                    quote(t)
-                ))),
-            },
+            Some(t) => identifier("tenant", t).map(Some),
         }
     }
 

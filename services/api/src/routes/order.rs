@@ -7,11 +7,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use spine_core::event::{check_identifier, MAX_ID_CHARS};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::params::Params;
+use crate::params::{identifier, Params};
 use crate::AppState;
 
 #[derive(Debug, Serialize)]
@@ -69,17 +68,6 @@ SELECT b.as_of, o.status, o.amount_cents, o.currency, o.updated_at, o.last_event
         ORDER BY event_time DESC, event_id DESC LIMIT $3) e ON true
  ORDER BY e.event_time, e.event_id";
 
-/// A path segment, URL-decoded, checked like every tenant and order id.
-fn identifier(name: &str, value: String) -> Result<String, ApiError> {
-    match check_identifier(&value) {
-        Ok(()) => Ok(value),
-        Err(_) => Err(ApiError::BadRequest(format!(
-            "{name} must be 1 to {MAX_ID_CHARS} characters without control characters, got {}",
-            spine_core::event::quote_value(&value, 32)
-        ))),
-    }
-}
-
 pub async fn order(
     State(app): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -88,8 +76,8 @@ pub async fn order(
     // Axum's rejection names the segment ("Invalid UTF-8 in `tenant`").
     let Path((tenant, order_id)) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     Params::parse(raw.as_deref(), &[])?;
-    let tenant = identifier("tenant", tenant)?;
-    let order_id = identifier("order_id", order_id)?;
+    identifier("tenant", &tenant)?;
+    identifier("order_id", &order_id)?;
 
     let client = app.pool.get().await?;
     let stmt = client.prepare_cached(HISTORY).await?;
