@@ -104,23 +104,27 @@ RETURNING event_id";
 /// `spine_core::reduce::apply`. In the same statement, `tenant_stats` follows every row that
 /// changed: +1 order (and its amount) for its new status, -1 for the status it replaced.
 /// Runs under the batch lock (below), so no other writer changes `current_orders` between
-/// reading the replaced rows and replacing them.
+/// reading the replaced rows and replacing them. Each row written is stamped with this batch's
+/// id (`last_batch_id`), which `GET /stream` reads.
 const UPSERT_ORDERS: &str = "
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
-                         $6::timestamptz[], $7::uuid[])
-        AS u(tenant, order_id, status, amount_cents, currency, updated_at, last_event_id)
+    SELECT u.*, b.batch_id AS last_batch_id
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                  $6::timestamptz[], $7::uuid[])
+           AS u(tenant, order_id, status, amount_cents, currency, updated_at, last_event_id),
+           -- This batch's id, as INSERT_BATCH will assign it (both under the batch lock).
+           (SELECT coalesce(max(batch_id), 0) + 1 AS batch_id FROM stream_batches) AS b
 ), replaced AS (
     SELECT c.tenant, c.order_id, c.status, c.amount_cents
       FROM current_orders c JOIN input i ON c.tenant = i.tenant AND c.order_id = i.order_id
 ), upserted AS (
     INSERT INTO current_orders AS c (tenant, order_id, status, amount_cents, currency,
-                                     updated_at, last_event_id)
+                                     updated_at, last_event_id, last_batch_id)
     SELECT * FROM input
     ON CONFLICT (tenant, order_id) DO UPDATE
        SET status = EXCLUDED.status, amount_cents = EXCLUDED.amount_cents,
            currency = EXCLUDED.currency, updated_at = EXCLUDED.updated_at,
-           last_event_id = EXCLUDED.last_event_id
+           last_event_id = EXCLUDED.last_event_id, last_batch_id = EXCLUDED.last_batch_id
      WHERE (EXCLUDED.updated_at, EXCLUDED.last_event_id) > (c.updated_at, c.last_event_id)
     RETURNING c.tenant, c.order_id, c.status, c.amount_cents
 ), deltas AS (

@@ -498,6 +498,89 @@ async fn batch_ids_increase_and_record_each_partitions_range() {
     assert_eq!(ranges, vec![(1, 0, 0, 2), (1, 2, 0, 8), (2, 0, 2, 3)]);
 }
 
+/// `GET /stream` rides on these two: each order row names the batch that wrote it, and each
+/// commit NOTIFYs `spine_batches` with its id (and a rolled-back batch notifies nobody).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_commit_notifies_its_batch_id_and_stamps_the_orders_it_wrote() {
+    use futures::StreamExt;
+    let s = Sink::new().await;
+    let (listener, mut conn) =
+        s.db.config()
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("listener");
+    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(m)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                let _ = tx.send((n.channel().to_owned(), n.payload().to_owned()));
+            }
+        }
+    });
+    listener
+        .batch_execute("LISTEN spine_batches")
+        .await
+        .expect("LISTEN");
+
+    let e =
+        |order: &str, id: u8| event("acme", order, EventType::OrderPlaced, id.into(), id.into());
+    let first = s
+        .write(&batch_of(0, 0, &json(&[&e("o1", 1), &e("o2", 2)])))
+        .await
+        .expect("first");
+    let second = s
+        .write(&batch_of(0, 2, &json(&[&e("o2", 3)])))
+        .await
+        .expect("second");
+    // A fenced batch (it starts where the stored offset no longer is) rolls back: no NOTIFY.
+    assert!(s
+        .write(&batch_of(0, 0, &json(&[&e("o3", 4)])))
+        .await
+        .is_err());
+    let third = s
+        .write(&batch_of(0, 3, &json(&[&e("o4", 5)])))
+        .await
+        .expect("third");
+
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (channel, payload) = tokio::time::timeout(Duration::from_secs(5), heard.recv())
+            .await
+            .expect("a notification within 5 s")
+            .expect("listener alive");
+        assert_eq!(channel, "spine_batches");
+        ids.push(payload.parse::<i64>().expect("a batch id"));
+    }
+    assert_eq!(ids, vec![first.batch_id, second.batch_id, third.batch_id]);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), heard.recv())
+            .await
+            .is_err(),
+        "the fenced batch notified"
+    );
+
+    let client = s.db.connect().await;
+    let stamps: Vec<(String, i64)> = client
+        .query(
+            "SELECT order_id, last_batch_id FROM current_orders ORDER BY order_id",
+            &[],
+        )
+        .await
+        .expect("orders")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        stamps,
+        vec![
+            ("o1".to_owned(), first.batch_id),
+            ("o2".to_owned(), second.batch_id),
+            ("o4".to_owned(), third.batch_id),
+        ]
+    );
+}
+
 /// After a log that started over (ON_DATA_LOSS=continue), the batch reads from the new log's
 /// start while the stored offset is still the old one: the fence checks the old one, the
 /// batch's range starts at the new start, and the gap is written in the same transaction.
