@@ -20,7 +20,7 @@ use tracing::info;
 use crate::app::{App, Connection, Effect, Msg};
 use crate::config::TuiArgs;
 pub use crate::sources::requests::Outbox;
-use crate::sources::{api, requests, topic};
+use crate::sources::{api, requests, stream, topic};
 use crate::text::SafeText;
 use crate::{keys, ui};
 
@@ -44,7 +44,7 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
     let (seek_tx, seek_rx) = std::sync::mpsc::channel();
     let cancel = CancellationToken::new();
     let client = api::ApiClient::new(&args.api).context("creating the HTTP client")?;
-    tokio::spawn(api::run(
+    tokio::spawn(stream::run(
         client.clone(),
         tx.clone(),
         tenant_rx,

@@ -1,6 +1,10 @@
-// The live page: polls /orders, /stats and /batches once a second, redraws the two tables, says
-// what the processor is doing (the badge says "live" only while it is running) and draws the
-// last minutes of input vs processed rate and lag as plain SVG.
+// The live page: rides on GET /stream (docs/contracts.md, "HTTP API"): loads /orders, /stats and
+// /batches once, then merges each pushed batch into them and flashes the rows it changed; the
+// processor's state comes from the stream's status events. When the stream is unavailable it
+// polls the three once a second, trying the stream again every 15 s; the header says which
+// ("push" or "polling"). It redraws the two tables, says what the processor is doing (the badge
+// says "live" only while it is running) and draws the last minutes of input vs processed rate
+// and lag as plain SVG.
 // Every value is inserted with textContent, never as HTML: a tenant named
 // <img src=x onerror=alert(1)> shows as those characters. The charts get numbers only.
 "use strict";
@@ -72,14 +76,19 @@ function renderStats(data) {
   }
 }
 
-function renderOrders(data) {
+const orderKey = (o) => o.tenant + "\u0000" + o.order_id;
+
+// `changed`: the keys of the orders a pushed batch changed (they flash). Polled, a row flashes
+// when its status differs from the last time it was drawn.
+function renderOrders(data, changed) {
   const tbody = $("orders").tBodies[0];
   const rows = data.orders.map((o) => {
-    const key = o.tenant + "\u0000" + o.order_id;
+    const key = orderKey(o);
     const before = previousStatus.get(key);
     previousStatus.set(key, o.status);
     const tr = document.createElement("tr");
-    if (before !== undefined && before !== o.status) tr.className = "changed";
+    const flash = changed ? changed.has(key) : before !== undefined && before !== o.status;
+    if (flash) tr.className = "changed";
     const status = cell(o.status.replace("order_", ""), "badge " + o.status);
     tr.append(
       cell(shortTime(o.updated_at), "time"),
@@ -208,38 +217,200 @@ function drawCharts() {
   $("lag-now").textContent = lag == null ? "–" : String(lag);
 }
 
-async function refresh() {
+function filterQuery() {
   const q = new URLSearchParams();
   if ($("tenant").value) q.set("tenant", $("tenant").value);
   if ($("status").value) q.set("status", $("status").value);
   q.set("limit", $("limit").value);
+  return q;
+}
+
+function showAsOf(batch) {
+  $("asof").textContent = "as of batch " + batch + " · " + new Date().toLocaleTimeString(undefined, { hour12: false });
+}
+
+function showBatches(batches) {
+  setProcessor(batches.processor);
+  const errors = (batches.partitions || []).filter((p) => p.lag_error);
+  if (errors.length) {
+    $("pstate").textContent += " · lag error: partition " + errors[0].partition + ": " + errors[0].lag_error;
+  }
+}
+
+function apiDown(e) {
+  setConnection(false, e.name === "AbortError" ? "API not answering" : "unavailable: " + e.message);
+  $("pstate").textContent = "processor state unknown: the API does not answer";
+}
+
+// The three answers, fetched together: what polling draws every second, and what the stream's
+// batches are merged into.
+async function fetchAll() {
+  const [orders, stats, batches] = await Promise.all([
+    getJSON("/orders?" + filterQuery()), getJSON("/stats"), getJSON("/batches?limit=" + BATCHES_KEPT),
+  ]);
+  return { orders, stats, batches };
+}
+
+function drawAll(view, changed) {
+  renderStats(view.stats);
+  renderOrders(view.orders, changed);
+  showAsOf(view.orders.as_of_batch);
+  showBatches(view.batches);
+}
+
+// ---- polling: the fallback -------------------------------------------------------------------
+
+async function refresh() {
   try {
-    const [orders, stats, batches] = await Promise.all([
-      getJSON("/orders?" + q), getJSON("/stats"), getJSON("/batches?limit=50"),
-    ]);
-    renderStats(stats);
-    renderOrders(orders);
-    $("asof").textContent = "as of batch " + orders.as_of_batch + " · " + new Date().toLocaleTimeString(undefined, { hour12: false });
-    setProcessor(batches.processor);
-    const errors = (batches.partitions || []).filter((p) => p.lag_error);
-    if (errors.length) {
-      $("pstate").textContent += " · lag error: partition " + errors[0].partition + ": " + errors[0].lag_error;
-    }
-    sample(batches);
+    const view = await fetchAll();
+    drawAll(view, null);
+    sample(view.batches);
     drawCharts();
   } catch (e) {
-    setConnection(false, e.name === "AbortError" ? "API not answering" : "unavailable: " + e.message);
-    $("pstate").textContent = "processor state unknown: the API does not answer";
+    apiDown(e);
   }
 }
 
 let timer = null;
 function schedule() {
   clearTimeout(timer);
-  timer = setTimeout(async () => { await refresh(); schedule(); }, 1000);
+  timer = setTimeout(async () => { await refresh(); if (mode === "polling") schedule(); }, 1000);
+}
+
+// ---- push: GET /stream -----------------------------------------------------------------------
+
+const BATCHES_KEPT = 200; // enough for the processed rate between two status events
+const OPEN_WITHIN_MS = 3000;
+const RETRY_STREAM_MS = 15000;
+let mode = "connecting"; // "push" | "polling" | "connecting"
+let source = null;
+let view = null; // {orders, stats, batches} as of view.orders.as_of_batch, null while loading
+let queued = []; // batch events that came while the view was loading
+let loading = null;
+let retry = null;
+
+function setMode(m) {
+  mode = m;
+  const pill = $("mode");
+  pill.textContent = m;
+  pill.className = "pill mode " + m;
+  $("how").textContent = m === "push"
+    ? "Pushed by /stream as each batch commits; loaded from"
+    : "Refreshed every second from";
+}
+
+function matches(o) {
+  return (!$("tenant").value || o.tenant === $("tenant").value)
+    && (!$("status").value || o.status === $("status").value);
+}
+
+// The orders a batch changed, merged into the list: upserted by tenant and order id, kept only
+// if they match the filter (a row that no longer does leaves), sorted as /orders sorts them and
+// cut to the number of rows asked for.
+function mergeOrders(list, changed, limit) {
+  const byKey = new Map(list.map((o) => [orderKey(o), o]));
+  for (const o of changed) {
+    if (matches(o)) byKey.set(orderKey(o), o);
+    else byKey.delete(orderKey(o));
+  }
+  const time = (o) => Date.parse(o.updated_at);
+  return [...byKey.values()]
+    .sort((a, b) => (time(b) - time(a))
+      || (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0)
+      || (a.order_id < b.order_id ? -1 : a.order_id > b.order_id ? 1 : 0))
+    .slice(0, limit);
+}
+
+function applyBatch(event) {
+  if (!view || event.as_of_batch <= view.orders.as_of_batch) return;
+  if (event.orders_truncated) { reload(); return; }
+  const limit = Number($("limit").value);
+  view.orders = { orders: mergeOrders(view.orders.orders, event.orders, limit), as_of_batch: event.as_of_batch };
+  view.stats = event.stats;
+  const batches = view.batches.batches.filter((b) => b.batch_id !== event.batch.batch_id);
+  view.batches.batches = [event.batch, ...batches].slice(0, BATCHES_KEPT);
+  drawAll(view, new Set(event.orders.map(orderKey)));
+}
+
+function applyStatus(status) {
+  if (!view) return;
+  view.batches.processor = status.processor;
+  view.batches.partitions = status.partitions;
+  showBatches(view.batches);
+  // About once a second, like a poll: one point of the charts.
+  sample(view.batches);
+  drawCharts();
+}
+
+// Loads the three answers as the ground the stream's batches are merged into; the batches
+// that came meanwhile are applied after it (those it already has are skipped).
+function reload() {
+  if (loading) return loading;
+  view = null;
+  loading = fetchAll()
+    .then((fresh) => {
+      view = fresh;
+      drawAll(view, null);
+      const pending = queued;
+      queued = [];
+      for (const event of pending) applyBatch(event);
+    })
+    .catch((e) => { apiDown(e); fallBack(); })
+    .finally(() => { loading = null; });
+  return loading;
+}
+
+function openStream() {
+  clearTimeout(retry);
+  // Every tenant's and every status's: the stats it carries are the whole table's, like /stats,
+  // and the page narrows the orders itself.
+  const es = new EventSource("/stream");
+  source = es;
+  let opened = false;
+  let errors = 0;
+  const giveUp = setTimeout(() => { if (!opened) fallBack(); }, OPEN_WITHIN_MS);
+  es.onopen = () => {
+    opened = true;
+    errors = 0;
+    clearTimeout(giveUp);
+    clearTimeout(timer);
+    setMode("push");
+  };
+  es.onerror = () => {
+    errors += 1;
+    // Closed: the answer was not a stream (no /stream here). Otherwise the browser reconnects
+    // by itself with Last-Event-ID; after a few failures in a row, poll instead.
+    if (es.readyState === EventSource.CLOSED || errors >= 3) fallBack();
+  };
+  es.addEventListener("reset", () => { reload(); });
+  es.addEventListener("batch", (e) => {
+    const event = JSON.parse(e.data);
+    if (view) applyBatch(event);
+    else queued.push(event);
+  });
+  es.addEventListener("status", (e) => applyStatus(JSON.parse(e.data)));
+}
+
+function fallBack() {
+  if (source) source.close();
+  source = null;
+  view = null;
+  queued = [];
+  if (mode !== "polling") {
+    setMode("polling");
+    refresh().then(schedule);
+  }
+  clearTimeout(retry);
+  retry = setTimeout(openStream, RETRY_STREAM_MS);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  for (const id of ["tenant", "status", "limit"]) $(id).addEventListener("change", () => { refresh(); schedule(); });
-  refresh().then(schedule);
+  for (const id of ["tenant", "status", "limit"]) {
+    $(id).addEventListener("change", () => {
+      if (mode === "push") reload();
+      else { refresh(); schedule(); }
+    });
+  }
+  setMode("connecting");
+  openStream();
 });

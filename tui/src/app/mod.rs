@@ -32,7 +32,7 @@ use chrono::{DateTime, FixedOffset};
 pub use health::{Connection, Health};
 pub use inspect::{contains, Detail, LineEdit, Loading, Purpose, View};
 pub use lag::{Lag, LogEnd, PartitionRow, Watermarks};
-pub use msg::{Action, ApiPoll, BrokerReport, Effect, FetchError, Fetched, Msg};
+pub use msg::{Action, ApiPoll, BrokerReport, Effect, Feed, FetchError, Fetched, Msg};
 pub use panes::{Change, OrdersPane, Pane, Polled, TailPane};
 pub use state::App;
 pub use trends::{Sample, Trends};

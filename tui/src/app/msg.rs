@@ -80,6 +80,24 @@ pub struct ApiPoll {
     pub batches: Fetched<BatchesResponse>,
 }
 
+/// How the API's answers reach the screen (docs/contracts.md, "spine-tui"): pushed by
+/// `GET /stream` as each batch commits, or polled once a second when the stream is unavailable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feed {
+    Push,
+    Poll,
+}
+
+impl Feed {
+    /// What the header says.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feed::Push => "push",
+            Feed::Poll => "polling",
+        }
+    }
+}
+
 /// What the topic source found when it last asked the broker for the topic's metadata.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BrokerReport {
@@ -100,6 +118,8 @@ pub enum BrokerReport {
 pub enum Msg {
     Action(Action),
     Api(ApiPoll),
+    /// The API source switched between the stream and polling.
+    Feed(Feed),
     /// Records in the order they were read (oldest first).
     Tail {
         at: Instant,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::inspect::{Detail, LineEdit, Purpose};
 use super::{
-    lag, Action, ApiPoll, BrokerReport, Change, Connection, Effect, FetchError, Health, Msg,
+    lag, Action, ApiPoll, BrokerReport, Change, Connection, Effect, Feed, FetchError, Health, Msg,
     OrdersPane, Pane, PartitionRow, Polled, TailPane, Trends, Watermarks, PAGE, TAIL_CAPACITY,
 };
 use crate::model::{
@@ -21,6 +21,8 @@ use crate::text::SafeText;
 pub struct App {
     pub conn: Connection,
     pub api: Health,
+    /// Whether the API's answers are pushed or polled (`None`: not known yet).
+    pub feed: Option<Feed>,
     pub broker: Health,
     pub tail: TailPane,
     pub rates: RateMeter,
@@ -54,6 +56,7 @@ impl App {
         App {
             conn,
             api: Health::Connecting,
+            feed: None,
             broker: Health::Connecting,
             tail: TailPane::new(TAIL_CAPACITY),
             rates: RateMeter::default(),
@@ -79,6 +82,7 @@ impl App {
         match msg {
             Msg::Action(action) => return self.act(action),
             Msg::Api(poll) => self.on_api(poll),
+            Msg::Feed(feed) => self.feed = Some(feed),
             Msg::Tail { at, records } => self.on_tail(at, records),
             Msg::Broker { at, report } => match report {
                 BrokerReport::Up { partitions } => {

@@ -1,5 +1,6 @@
 //! The last minutes as numbers over time, for the sparklines: one [`Sample`] per API poll
-//! (about one a second) of the records/s arriving on the topic (counted by the tail), the
+//! (about one a second; rounds pushed by the stream closer together than [`MIN_SPACING`] are
+//! folded into the next sample) of the records/s arriving on the topic (counted by the tail), the
 //! records/s the processor committed (the rows of the batches new since the last poll), the
 //! live lag and the duration of the newest batch.
 
@@ -10,6 +11,10 @@ use crate::model::BatchesResponse;
 
 /// Samples kept: ten minutes at one a poll.
 pub const CAPACITY: usize = 600;
+
+/// The least time between two samples, in seconds: the stream pushes a round per batch (many a
+/// second when batches are fast), polling one a second; samples stay about a second apart.
+pub const MIN_SPACING: f64 = 0.9;
 
 /// One poll's worth. `None` where it is not known (the API or the broker did not answer, or
 /// no batch finished since the previous poll, for the duration).
@@ -49,17 +54,21 @@ impl Trends {
         lag: Option<i64>,
         broker_up: bool,
     ) {
-        let arrived = std::mem::take(&mut self.arrived);
         let newest = batches.and_then(|b| b.batches.iter().map(|b| b.batch_id).max());
-        let Some(last_at) = self.last_at.replace(at) else {
+        let Some(last_at) = self.last_at else {
             // The first poll: only a starting point (its batches are history).
+            self.last_at = Some(at);
+            self.arrived = 0;
             self.last_batch = newest;
             return;
         };
         let secs = (at - last_at).as_seconds_f64();
-        if secs <= 0.0 {
+        if secs < MIN_SPACING {
+            // Too soon: what arrived and what was committed count in the next sample.
             return;
         }
+        self.last_at = Some(at);
+        let arrived = std::mem::take(&mut self.arrived);
         let (processed, batch_ms) = match batches {
             None => (None, None),
             Some(b) => {
@@ -203,6 +212,45 @@ mod tests {
         assert_eq!(t.samples[2].input, Some(0.0));
         t.sample(at(5), None, None, false);
         assert_eq!(t.samples[3].input, None, "a dead broker is not a rate of 0");
+    }
+
+    #[test]
+    fn rounds_pushed_closer_than_the_spacing_fold_into_the_next_sample() {
+        let mut t = Trends::default();
+        t.sample(at(0), Some(&batches(&[(1, 500, 9.0)])), Some(0), true);
+        // Two batches pushed within the second: no sample yet, nothing lost.
+        let ms = |m: i64| at(0) + chrono::Duration::milliseconds(m);
+        t.arrived(60);
+        t.sample(
+            ms(300),
+            Some(&batches(&[(1, 500, 9.0), (2, 40, 5.0)])),
+            Some(20),
+            true,
+        );
+        t.arrived(40);
+        t.sample(
+            ms(600),
+            Some(&batches(&[(1, 500, 9.0), (2, 40, 5.0), (3, 60, 7.0)])),
+            Some(0),
+            true,
+        );
+        assert!(t.samples.is_empty(), "{:?}", t.samples);
+        t.sample(
+            at(1),
+            Some(&batches(&[(2, 40, 5.0), (3, 60, 7.0)])),
+            Some(0),
+            true,
+        );
+        assert_eq!(
+            t.samples.iter().copied().collect::<Vec<_>>(),
+            [Sample {
+                input: Some(100.0),
+                processed: Some(100.0),
+                lag: Some(0),
+                batch_ms: Some(7.0)
+            }],
+            "one sample for the second, counting both batches and all that arrived"
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The API poller: `/orders`, `/stats` and `/batches` together, once a second, each with a
 //! short timeout, so a slow or dead API shows as such within a second and never delays the UI.
+//! spine-tui polls only while `GET /stream` is unavailable (`stream.rs` decides); the client
+//! here also opens that stream.
 
 use std::time::Duration;
 
@@ -25,6 +27,8 @@ pub const DEAD_LETTERS_LIMIT: u32 = 200;
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     http: reqwest::Client,
+    /// For `GET /stream`: no overall timeout (the answer never ends), only on connecting.
+    streaming: reqwest::Client,
     base: String,
 }
 
@@ -35,8 +39,13 @@ impl ApiClient {
             .connect_timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("spine-tui/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("spine-tui/", env!("CARGO_PKG_VERSION")))
+            .build()?;
         Ok(ApiClient {
             http,
+            streaming,
             base: base.trim_end_matches('/').to_owned(),
         })
     }
@@ -60,6 +69,41 @@ impl ApiClient {
             stats,
             batches,
         }
+    }
+
+    /// Opens `GET /stream` for `tenant`, resuming after `last_event_id` if given. Ok once the
+    /// answer's head says it is an event stream; its body is read by the caller.
+    pub async fn subscribe(
+        &self,
+        tenant: Option<&SafeText>,
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response, String> {
+        let mut request = self
+            .streaming
+            .get(format!("{}/stream", self.base))
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(t) = tenant {
+            request = request.query(&[("tenant", t.as_str())]);
+        }
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.map_err(describe)?;
+        let status = response.status();
+        let event_stream = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        match (status.is_success(), event_stream) {
+            (true, true) => Ok(response),
+            (true, false) => Err("GET /stream did not answer an event stream".into()),
+            (false, _) => Err(format!("GET /stream: HTTP {}", status.as_u16())),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// `GET /orders/{tenant}/{order_id}` (each segment percent-encoded).
@@ -153,23 +197,59 @@ pub async fn run(
     mut tenant: watch::Receiver<Option<SafeText>>,
     cancel: CancellationToken,
 ) {
+    let mut was_up = None;
+    loop {
+        match poll_for(&client, &tx, &mut tenant, &cancel, None, &mut was_up).await {
+            PollEnd::Quit => return,
+            PollEnd::TenantChanged | PollEnd::Elapsed => {}
+        }
+    }
+}
+
+/// Why [`poll_for`] stopped polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollEnd {
+    /// Cancelled, or the UI has gone.
+    Quit,
+    TenantChanged,
+    /// `until` has passed.
+    Elapsed,
+}
+
+/// Polls once a second, the first round at once, until `until` (never: `None`), a change of
+/// the tenant filter or `cancel`. `was_up` remembers across calls whether the API answered,
+/// so the log says so only when it changes.
+pub async fn poll_for(
+    client: &ApiClient,
+    tx: &mpsc::Sender<Msg>,
+    tenant: &mut watch::Receiver<Option<SafeText>>,
+    cancel: &CancellationToken,
+    until: Option<tokio::time::Instant>,
+    was_up: &mut Option<bool>,
+) -> PollEnd {
+    // The filter as it is now is the one polled for; only a later change ends the polling.
+    tenant.borrow_and_update();
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut was_up: Option<bool> = None;
+    let deadline = async {
+        match until {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
     loop {
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => return PollEnd::Quit,
+            () = &mut deadline => return PollEnd::Elapsed,
             _ = tick.tick() => {}
             changed = tenant.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                tick.reset();
+                return if changed.is_err() { PollEnd::Quit } else { PollEnd::TenantChanged };
             }
         }
-        let filter = tenant.borrow_and_update().clone();
+        let filter = tenant.borrow().clone();
         let poll = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => return PollEnd::Quit,
             poll = client.poll(filter.as_ref()) => poll,
         };
         let up = [
@@ -178,7 +258,7 @@ pub async fn run(
             poll.batches.is_ok(),
         ]
         .contains(&true);
-        if was_up != Some(up) {
+        if *was_up != Some(up) {
             match (&poll.orders, up) {
                 (_, true) => info!(api = %client.base, "API answers"),
                 (Err(e), false) => {
@@ -186,11 +266,11 @@ pub async fn run(
                 }
                 (Ok(_), false) => {}
             }
-            was_up = Some(up);
+            *was_up = Some(up);
         }
         debug!(?filter, "API polled");
         if tx.send(Msg::Api(poll)).await.is_err() {
-            return;
+            return PollEnd::Quit;
         }
     }
 }

@@ -1,11 +1,12 @@
-//! The header (what the UI is connected to, and whether each source answers), the footer
+//! The header (what the UI is connected to, whether each source answers, and whether the API's
+//! answers are pushed or polled), the footer
 //! (the keys) and the help overlay.
 
 use ratatui::prelude::*;
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::{clock, dim};
-use crate::app::{App, Health};
+use crate::app::{App, Feed, Health};
 use crate::keys::BINDINGS;
 use crate::model::ProcessorState;
 
@@ -26,17 +27,28 @@ fn health(h: &Health) -> Span<'static> {
     }
 }
 
+/// How the API's answers come: " · push" (the stream) or " · polling" (its fallback).
+fn feed(feed: Option<Feed>) -> Option<Span<'static>> {
+    let style = match feed? {
+        Feed::Push => Style::new().fg(Color::Green),
+        Feed::Poll => Style::new().fg(Color::Yellow),
+    };
+    Some(Span::styled(format!(" · {}", feed?.as_str()), style))
+}
+
 fn sources(app: &App) -> [Line<'static>; 3] {
     let label = Style::new().add_modifier(Modifier::BOLD);
     let mut processor = vec![Span::styled("Processor ", label)];
     processor.extend(processor_state(app));
+    let mut api = vec![
+        Span::styled("API ", label),
+        Span::raw(app.conn.api.to_string()),
+        Span::raw(" "),
+        health(&app.api),
+    ];
+    api.extend(feed(app.feed));
     [
-        Line::from(vec![
-            Span::styled("API ", label),
-            Span::raw(app.conn.api.to_string()),
-            Span::raw(" "),
-            health(&app.api),
-        ]),
+        Line::from(api),
         Line::from(vec![
             Span::styled("Kafka ", label),
             Span::raw(format!("{} {}", app.conn.brokers, app.conn.topic)),
