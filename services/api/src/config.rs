@@ -33,6 +33,12 @@ pub struct ApiArgs {
           value_parser = parse_socket_addr)]
     pub addr: SocketAddr,
 
+    /// At most this many GET /stream subscribers at once; one more gets a 503
+    #[arg(long = "api-stream-max-subscribers", env = "API_STREAM_MAX_SUBSCRIBERS",
+          default_value_t = crate::push::DEFAULT_MAX_SUBSCRIBERS,
+          value_parser = crate::push::parse_max_subscribers)]
+    pub stream_max_subscribers: usize,
+
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -1,6 +1,7 @@
 //! What wraps every route, from tower-http where it has it (docs/contracts.md, "HTTP API"):
 //!
-//! - `SetResponseHeaderLayer`: `Cache-Control: no-store` (the data is live) and
+//! - `SetResponseHeaderLayer`: `Cache-Control: no-store` (the data is live; `/orders`, `/stats`
+//!   and `/batches` send `no-cache` with their `ETag` instead, see [`crate::cache`]) and
 //!   `X-Content-Type-Options: nosniff` on every answer;
 //! - `TraceLayer`: the access log, one `info` line per request with method, path, status and
 //!   latency (JSON with `LOG_FORMAT=json`);
@@ -64,7 +65,7 @@ pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
     router
         .layer(
             ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::overriding(
+                .layer(SetResponseHeaderLayer::if_not_present(
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
                 ))

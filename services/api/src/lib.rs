@@ -4,6 +4,7 @@
 //! [`app`] builds the whole router from an [`AppState`], so tests drive it with `oneshot` or
 //! serve it on port 0; [`run`] is the binary: bind, serve, stop on the shutdown token.
 
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod layers;
 pub mod live_ends;
 pub mod metrics;
 pub mod params;
+pub mod push;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -25,9 +27,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::cache::AnswerCache;
 use crate::error::ApiError;
 use crate::live_ends::LiveEnds;
 use crate::metrics::ApiMetrics;
+use crate::push::Hub;
 
 /// What the API's Postgres sessions are called (`pg_stat_activity.application_name`).
 pub const APPLICATION_NAME: &str = "spine-api";
@@ -43,18 +47,44 @@ pub struct AppState {
     pub metrics: ApiMetrics,
     /// The partitions' live ends, for lag; without it lag uses the stored ends.
     pub live_ends: Option<Arc<LiveEnds>>,
+    /// `/stream`'s listener and subscribers.
+    pub push: Arc<Hub>,
+    /// `/orders`, `/stats` and `/batches` answers per batch.
+    pub cache: AnswerCache,
+    /// The batch listener's own session (the API's role, outside the pools).
+    pub listen_config: tokio_postgres::Config,
 }
 
 impl AppState {
     /// Both pools over `config` (the API's role), with the sizes and timeouts of [`db`].
     pub fn connect(config: tokio_postgres::Config) -> anyhow::Result<AppState> {
+        let metrics = ApiMetrics::new();
         Ok(AppState {
             pool: db::pool(config.clone(), db::POOL_SIZE, Duration::from_secs(1))?,
-            ready_pool: db::pool(config, db::READY_POOL_SIZE, Duration::from_secs(1))?,
+            ready_pool: db::pool(config.clone(), db::READY_POOL_SIZE, Duration::from_secs(1))?,
             permits: Arc::new(Semaphore::new(db::POOL_SIZE)),
-            metrics: ApiMetrics::new(),
+            push: Arc::new(Hub::new(
+                push::DEFAULT_MAX_SUBSCRIBERS,
+                push::CHANNEL_CAPACITY,
+                metrics.stream_subscribers.clone(),
+            )),
+            metrics,
             live_ends: None,
+            cache: AnswerCache::default(),
+            listen_config: config,
         })
+    }
+
+    /// At most `max_subscribers` on `/stream`, each at most `capacity` frames behind.
+    pub fn with_stream_limits(self, max_subscribers: usize, capacity: usize) -> AppState {
+        AppState {
+            push: Arc::new(Hub::new(
+                max_subscribers,
+                capacity,
+                self.metrics.stream_subscribers.clone(),
+            )),
+            ..self
+        }
     }
 
     /// Measures lag against the live ends `live_ends` reads from the broker.
@@ -83,6 +113,8 @@ pub fn app(state: AppState) -> Router {
         .route("/app.js", get(routes::page::script))
         .route("/app.css", get(routes::page::style))
         .merge(data)
+        // Outside the load shedding: a subscriber holds no database permit while it listens.
+        .route("/stream", get(push::sse::stream))
         .route(
             "/metrics",
             get(|State(s): State<AppState>| async move {
@@ -97,12 +129,20 @@ pub fn app(state: AppState) -> Router {
     layers::with_layers(router, state)
 }
 
-/// Serves `app` on `listener` until `shutdown` is cancelled.
+/// Serves `app` on `listener` until `shutdown` is cancelled, with the batch listener of
+/// `/stream` and the cache running; at shutdown every stream ends.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    push::listener::start(&state);
+    let stop = state.push.stop.clone();
+    let linked = shutdown.clone();
+    tokio::spawn(async move {
+        linked.cancelled().await;
+        stop.cancel();
+    });
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
@@ -120,7 +160,8 @@ pub async fn run(args: config::ApiArgs, shutdown: CancellationToken) -> anyhow::
              (sessions are still read-only; give the API a role of its own in production)"
         );
     }
-    let state = AppState::connect(pg)?;
+    let state = AppState::connect(pg)?
+        .with_stream_limits(args.stream_max_subscribers, push::CHANNEL_CAPACITY);
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on API_ADDR {}: {e}", args.addr))?;

@@ -6,10 +6,13 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{RawQuery, State};
-use axum::Json;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio_postgres::GenericClient;
 
+use crate::cache::Answer;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::AppState;
@@ -88,15 +91,6 @@ pub struct Gap {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize)]
-pub struct BatchesResponse {
-    pub batches: Vec<Batch>,
-    pub partitions: Vec<PartitionState>,
-    /// The gaps of the last 24 hours, newest first.
-    pub gaps: Vec<Gap>,
-    pub processor: Processor,
-}
-
 /// A partition's lag, never clamped: an offset ahead of the log's end is an error to show,
 /// not a lag of 0.
 pub fn lag(next_offset: i64, high_watermark: Option<i64>) -> (Option<i64>, Option<String>) {
@@ -115,7 +109,7 @@ pub fn lag(next_offset: i64, high_watermark: Option<i64>) -> (Option<i64>, Optio
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 500;
 
-const BATCHES: &str = "
+const BATCH_COLUMNS: &str = "
 SELECT batch_id, consumer_group, topic, started_at, finished_at, input_rows, events_inserted,
        duplicates, orders_upserted, stale_skipped, dead_lettered, fetch_ms, write_ms, total_ms,
        max_event_time, max_broker_timestamp,
@@ -123,7 +117,7 @@ SELECT batch_id, consumer_group, topic, started_at, finished_at, input_rows, eve
        round(input_rate::numeric, 1)::float8,
        CASE WHEN fetch_ms + write_ms > 0
             THEN round((input_rows / ((fetch_ms + write_ms) / 1000.0))::numeric, 1)::float8 END
-  FROM stream_batches ORDER BY batch_id DESC LIMIT $1";
+  FROM stream_batches";
 
 const RANGES: &str = "
 SELECT batch_id, kafka_partition, start_offset, end_offset
@@ -141,30 +135,41 @@ SELECT consumer_group, topic, kafka_partition, from_offset, to_offset, detected_
   FROM stream_gaps WHERE detected_at > now() - interval '1 day'
  ORDER BY detected_at DESC, id DESC LIMIT $1";
 
-pub async fn batches(
-    State(app): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Json<BatchesResponse>, ApiError> {
-    let params = Params::parse(raw.as_deref(), &["limit"])?;
-    let limit = params.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
+/// Which batches [`load`] reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Select {
+    /// The newest `n`, newest first (`GET /batches`).
+    Newest(i64),
+    /// Ids `from..=to`, oldest first (the stream's events).
+    Range(i64, i64),
+}
 
-    let client = app.pool.get().await?;
-    let (batches, offsets) = (
-        client.prepare_cached(BATCHES).await?,
-        client.prepare_cached(OFFSETS).await?,
-    );
-    let rows = client.query(&batches, &[&limit]).await?;
+/// The batches `select` names, each with its offset ranges (two statements).
+pub async fn load(
+    client: &impl GenericClient,
+    select: Select,
+) -> Result<Vec<Batch>, tokio_postgres::Error> {
+    let rows = match select {
+        Select::Newest(limit) => {
+            let sql = format!("{BATCH_COLUMNS} ORDER BY batch_id DESC LIMIT $1");
+            client.query(&sql, &[&limit]).await?
+        }
+        Select::Range(from, to) => {
+            let sql =
+                format!("{BATCH_COLUMNS} WHERE batch_id BETWEEN $1 AND $2 ORDER BY batch_id");
+            client.query(&sql, &[&from, &to]).await?
+        }
+    };
     let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    let ranges_stmt = client.prepare_cached(RANGES).await?;
     let mut ranges: BTreeMap<i64, Vec<BatchPartition>> = BTreeMap::new();
-    for r in client.query(&ranges_stmt, &[&ids]).await? {
+    for r in client.query(RANGES, &[&ids]).await? {
         ranges.entry(r.get(0)).or_default().push(BatchPartition {
             partition: r.get(1),
             start_offset: r.get(2),
             end_offset: r.get(3),
         });
     }
-    let batches = rows
+    Ok(rows
         .iter()
         .map(|r| {
             let batch_id: i64 = r.get(0);
@@ -191,13 +196,22 @@ pub async fn batches(
                 process_rate: r.get(18),
             }
         })
-        .collect();
+        .collect())
+}
+
+/// Where every group stands in every partition, against the live end of the log, and the
+/// processor's state: what changes with time even when no batch commits (the `"partitions"`
+/// and `"processor"` of `/batches`, and the stream's `status` event). Three statements.
+pub async fn standing(
+    app: &AppState,
+    client: &impl GenericClient,
+) -> Result<(Vec<PartitionState>, Processor), tokio_postgres::Error> {
     let live = match &app.live_ends {
         Some(l) => l.get().await.map(|ends| (l.topic(), ends)),
         None => None,
     };
     let partitions: Vec<PartitionState> = client
-        .query(&offsets, &[])
+        .query(OFFSETS, &[])
         .await?
         .iter()
         .map(|r| {
@@ -226,9 +240,35 @@ pub async fn batches(
             }
         })
         .collect();
-    let gaps_stmt = client.prepare_cached(GAPS).await?;
-    let gaps = client
-        .query(&gaps_stmt, &[&MAX_GAPS])
+    let lags: Vec<i64> = partitions.iter().filter_map(|p| p.lag).collect();
+    let lag_records = (!lags.is_empty()).then(|| lags.iter().sum());
+    let processor = processor(client, lag_records).await?;
+    Ok((partitions, processor))
+}
+
+/// The body of `/batches`: the batch list (kept per batch, see [`crate::cache`]) and what is
+/// computed for each request (`partitions`, `gaps`, `processor`: they change with time).
+pub async fn batches(
+    State(app): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(raw.as_deref(), &["limit"])?;
+    let limit = params.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
+    let client = app.pool.get().await?;
+    let key = super::normalized("/batches", &[("limit", Some(limit.to_string()))]);
+    let compute = async {
+        app.metrics.queries("batches", 2);
+        let list = load(&**client, Select::Newest(limit)).await?;
+        let as_of = list.first().map_or(0, |b| b.batch_id);
+        let body = serde_json::to_vec(&list).map_err(|_| ApiError::Internal)?;
+        Ok(Answer::new(body, as_of, None))
+    };
+    let list = super::answer(&app, "/batches", key, compute).await?;
+    app.metrics.queries("batches", 4);
+    let (partitions, processor) = standing(&app, &**client).await?;
+    let gaps: Vec<Gap> = client
+        .query(GAPS, &[&MAX_GAPS])
         .await?
         .iter()
         .map(|r| Gap {
@@ -241,15 +281,29 @@ pub async fn batches(
             reason: r.get(6),
         })
         .collect();
-    let lags: Vec<i64> = partitions.iter().filter_map(|p| p.lag).collect();
-    let lag_records = (!lags.is_empty()).then(|| lags.iter().sum());
-    let processor = processor(&**client, lag_records).await?;
-    Ok(Json(BatchesResponse {
-        batches,
-        partitions,
-        gaps,
-        processor,
-    }))
+    let rest = serde_json::to_vec(&Rest {
+        partitions: &partitions,
+        gaps: &gaps,
+        processor: &processor,
+    })
+    .map_err(|_| ApiError::Internal)?;
+    // {"batches": <kept list>, "partitions": …, "gaps": …, "processor": …}
+    let mut body = Vec::with_capacity(list.body.len() + rest.len() + 16);
+    body.extend_from_slice(b"{\"batches\":");
+    body.extend_from_slice(&list.body);
+    body.push(b',');
+    body.extend_from_slice(&rest[1..]);
+    // The tag hashes the body actually sent: the processor's state and ages change without a
+    // new batch, and a client must never keep a stale `state` on a 304.
+    Ok(Answer::new(body, list.as_of_batch, None).respond(&headers))
+}
+
+/// What `/batches` computes per request, serialized after the kept batch list.
+#[derive(Serialize)]
+struct Rest<'a> {
+    partitions: &'a [PartitionState],
+    gaps: &'a [Gap],
+    processor: &'a Processor,
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! `GET /orders?tenant=&status=&limit=`: the live orders, newest `updated_at` first.
 
 use axum::extract::{RawQuery, State};
-use axum::Json;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::cache::Answer;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::AppState;
@@ -24,6 +26,9 @@ pub struct Order {
 pub struct OrdersResponse {
     pub orders: Vec<Order>,
     pub as_of_batch: i64,
+    /// That batch's `finished_at`; `null` before the first batch.
+    #[serde(serialize_with = "super::rfc3339_opt")]
+    pub as_of_batch_at: Option<DateTime<Utc>>,
 }
 
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -45,11 +50,11 @@ pub fn sql(tenant: bool, status: bool) -> String {
     }
     format!(
         "WITH b AS ({as_of})
-         SELECT b.as_of, o.tenant, o.order_id, o.status, o.amount_cents, o.currency, o.updated_at
+         SELECT b.as_of, b.as_of_at, o.tenant, o.order_id, o.status, o.amount_cents, o.currency, o.updated_at
            FROM b LEFT JOIN LATERAL (
                 SELECT * FROM current_orders WHERE {conditions}
                  ORDER BY updated_at DESC, tenant, order_id LIMIT $1) o ON true",
-        as_of = super::AS_OF_BATCH,
+        as_of = super::AS_OF_BATCH_AT,
         conditions = conditions.join(" AND ")
     )
 }
@@ -57,12 +62,35 @@ pub fn sql(tenant: bool, status: bool) -> String {
 pub async fn orders(
     State(app): State<AppState>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<OrdersResponse>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let params = Params::parse(raw.as_deref(), &["tenant", "status", "limit"])?;
     let limit = params.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
-    let tenant = params.tenant()?;
+    let tenant = params.tenant()?.map(str::to_owned);
     let status = params.status()?.map(|s| s.as_str());
+    let key = super::normalized(
+        "/orders",
+        &[
+            ("limit", Some(limit.to_string())),
+            ("status", status.map(str::to_owned)),
+            ("tenant", tenant.clone()),
+        ],
+    );
+    let compute = async {
+        let r = query(&app, tenant.as_deref(), status, limit).await?;
+        let body = serde_json::to_vec(&r).map_err(|_| ApiError::Internal)?;
+        Ok(Answer::new(body, r.as_of_batch, r.as_of_batch_at))
+    };
+    super::cached(&app, "/orders", key, &headers, compute).await
+}
 
+/// The orders as of the newest batch, filtered, newest first.
+pub async fn query(
+    app: &AppState,
+    tenant: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<OrdersResponse, ApiError> {
     let client = app.pool.get().await?;
     let stmt = client
         .prepare_cached(&sql(tenant.is_some(), status.is_some()))
@@ -74,22 +102,25 @@ pub async fn orders(
     if let Some(s) = &status {
         args.push(s);
     }
+    app.metrics.queries("orders", 1);
     let rows = client.query(&stmt, &args).await?;
     let as_of_batch = rows.first().map_or(0, |r| r.get::<_, i64>(0));
+    let as_of_batch_at = rows.first().and_then(|r| r.get(1));
     let orders = rows
         .iter()
-        .filter(|r| r.get::<_, Option<String>>(1).is_some())
+        .filter(|r| r.get::<_, Option<String>>(2).is_some())
         .map(|r| Order {
-            tenant: r.get(1),
-            order_id: r.get(2),
-            status: r.get(3),
-            amount_cents: r.get(4),
-            currency: r.get(5),
-            updated_at: r.get(6),
+            tenant: r.get(2),
+            order_id: r.get(3),
+            status: r.get(4),
+            amount_cents: r.get(5),
+            currency: r.get(6),
+            updated_at: r.get(7),
         })
         .collect();
-    Ok(Json(OrdersResponse {
+    Ok(OrdersResponse {
         orders,
         as_of_batch,
-    }))
+        as_of_batch_at,
+    })
 }

@@ -3,10 +3,13 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{RawQuery, State};
-use axum::Json;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use spine_core::event::EventType;
 
+use crate::cache::Answer;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::AppState;
@@ -30,10 +33,15 @@ pub struct TenantStats {
     pub by_status: ByStatus,
 }
 
+/// The body of `/stats`; `T` is `TenantStats` or a reference to one (the stream's events
+/// filter a shared list).
 #[derive(Debug, Serialize)]
-pub struct StatsResponse {
-    pub tenants: Vec<TenantStats>,
+pub struct StatsResponse<T = TenantStats> {
+    pub tenants: Vec<T>,
     pub as_of_batch: i64,
+    /// That batch's `finished_at`; `null` before the first batch.
+    #[serde(serialize_with = "super::rfc3339_opt")]
+    pub as_of_batch_at: Option<DateTime<Utc>>,
 }
 
 /// One statement, so the counts and `as_of_batch` come from the same snapshot. `tenant_stats`
@@ -42,9 +50,9 @@ pub struct StatsResponse {
 fn sql(tenant: bool) -> String {
     format!(
         "WITH b AS ({as_of})
-         SELECT b.as_of, s.tenant, s.status, s.orders::text, s.amount_cents::text
+         SELECT b.as_of, b.as_of_at, s.tenant, s.status, s.orders::text, s.amount_cents::text
            FROM b LEFT JOIN LATERAL (SELECT * FROM tenant_stats {filter}) s ON true",
-        as_of = super::AS_OF_BATCH,
+        as_of = super::AS_OF_BATCH_AT,
         filter = if tenant { "WHERE tenant = $1" } else { "" }
     )
 }
@@ -96,23 +104,39 @@ fn whole(text: Option<String>) -> Result<i128, ApiError> {
 pub async fn stats(
     State(app): State<AppState>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<StatsResponse>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let params = Params::parse(raw.as_deref(), &["tenant"])?;
-    let tenant = params.tenant()?;
+    let tenant = params.tenant()?.map(str::to_owned);
+    let key = super::normalized("/stats", &[("tenant", tenant.clone())]);
+    let compute = async {
+        let client = app.pool.get().await?;
+        app.metrics.queries("stats", 1);
+        let r = query(&**client, tenant.as_deref()).await?;
+        let body = serde_json::to_vec(&r).map_err(|_| ApiError::Internal)?;
+        Ok(Answer::new(body, r.as_of_batch, r.as_of_batch_at))
+    };
+    super::cached(&app, "/stats", key, &headers, compute).await
+}
 
-    let client = app.pool.get().await?;
-    let stmt = client.prepare_cached(&sql(tenant.is_some())).await?;
+/// The stats as of the newest batch `client` sees, of one tenant or all (one statement).
+pub async fn query(
+    client: &impl tokio_postgres::GenericClient,
+    tenant: Option<&str>,
+) -> Result<StatsResponse, ApiError> {
+    let sql = sql(tenant.is_some());
     let rows = match tenant {
-        Some(t) => client.query(&stmt, &[&t]).await?,
-        None => client.query(&stmt, &[]).await?,
+        Some(t) => client.query(&sql, &[&t]).await?,
+        None => client.query(&sql, &[]).await?,
     };
     let as_of_batch = rows.first().map_or(0, |r| r.get::<_, i64>(0));
+    let as_of_batch_at = rows.first().and_then(|r| r.get(1));
     let mut folded = Vec::with_capacity(rows.len());
     for r in &rows {
-        let Some(tenant) = r.get::<_, Option<String>>(1) else {
+        let Some(tenant) = r.get::<_, Option<String>>(2) else {
             continue; // no tenant_stats rows: only as_of_batch
         };
-        folded.push((tenant, r.get(2), whole(r.get(3))?, whole(r.get(4))?));
+        folded.push((tenant, r.get(3), whole(r.get(4))?, whole(r.get(5))?));
     }
     let tenants = fold(folded)
         .map_err(|e| {
@@ -122,10 +146,11 @@ pub async fn stats(
         .into_iter()
         .filter(|t| t.orders > 0)
         .collect();
-    Ok(Json(StatsResponse {
+    Ok(StatsResponse {
         tenants,
         as_of_batch,
-    }))
+        as_of_batch_at,
+    })
 }
 
 #[cfg(test)]
