@@ -19,9 +19,9 @@ fn at_80x24_every_pane_shows_its_data() {
     let screen = text(&buf);
     let rows = lines(&buf);
 
-    // Header: what it is connected to, and that both answer.
+    // Header: what it is connected to, that both answer, and that the API pushes.
     assert!(
-        rows[0].starts_with("API http://localhost:8000 ok │ Kafka localhost:9092 events ok"),
+        rows[0].starts_with("API http://localhost:8000 ok · push │ Kafka localhost:9092 events ok"),
         "{}",
         rows[0]
     );

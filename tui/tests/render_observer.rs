@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{FixedOffset, TimeZone};
 use ratatui::style::{Color, Modifier};
-use spine_tui::app::{ApiPoll, App, BrokerReport, LogEnd, Msg, WallTime};
+use spine_tui::app::{ApiPoll, App, BrokerReport, Feed, LogEnd, Msg, WallTime};
 use spine_tui::model::{
     Batch, BatchesResponse, OrdersResponse, PartitionLag, ProcessorState, ProcessorStatus,
     TailRecord,
@@ -88,6 +88,8 @@ fn the_header_says_the_processors_state_in_words() {
                 Some(0.4),
                 Some(1.2),
             )));
+            // The stream broke with the API: the source polls, and says so.
+            app.update(Msg::Feed(Feed::Poll));
             app.update(api_down(6));
             app
         }),
@@ -118,7 +120,11 @@ fn the_header_says_the_processors_state_in_words() {
     assert_eq!(header(3), "Processor down · no batch yet · lag 80");
     assert_eq!(header(4), "Processor unknown (the API does not say)");
     // With the API gone, the last state heard is not shown as if it were still true.
-    assert_eq!(header(5), "Processor unknown (API unreachable)");
+    // (" · polling" pushes the Kafka part onto the second line at 80 columns.)
+    assert_eq!(
+        header(5),
+        "Kafka localhost:9092 events ok │ Processor unknown (API unreachable)"
+    );
 
     // In colour as well as in words: stalled and down on red, running green.
     for (i, word, fg, bg) in [
@@ -133,6 +139,33 @@ fn the_header_says_the_processors_state_in_words() {
         assert_eq!((cell.fg, cell.bg), (fg, bg), "{word}");
         assert!(cell.modifier.contains(Modifier::BOLD), "{word}");
     }
+}
+
+/// The API line ends with how its answers come: pushed by `GET /stream`, or polled while the
+/// stream is unavailable; nothing is claimed before the source has said.
+#[test]
+fn the_header_says_whether_the_api_is_pushed_or_polled() {
+    let mut app = fixture();
+    assert_eq!(
+        lines(&render(&app, 80, 24))[0],
+        "API http://localhost:8000 ok · push │ Kafka localhost:9092 events ok"
+    );
+    let buf = render(&app, 80, 24);
+    let (x, y) = find(&buf, "· push").expect("push");
+    assert_eq!(buf[(x + 2, y)].fg, Color::Green);
+
+    app.update(Msg::Feed(Feed::Poll));
+    let buf = render(&app, 80, 24);
+    assert_eq!(
+        lines(&buf)[0],
+        "API http://localhost:8000 ok · polling │ Kafka localhost:9092 events ok"
+    );
+    let (x, y) = find(&buf, "· polling").expect("polling");
+    assert_eq!(buf[(x + 2, y)].fg, Color::Yellow);
+
+    let unsaid = common::local_app(Instant::now());
+    let header = lines(&render(&unsaid, 80, 24))[0].clone();
+    assert_eq!(header.trim_end(), "API http://localhost:8000 connecting…");
 }
 
 /// Wall time `secs` seconds after 12:00:00.

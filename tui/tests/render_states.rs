@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ratatui::style::{Color, Modifier};
-use spine_tui::app::{Action, ApiPoll, BrokerReport, Msg};
+use spine_tui::app::{Action, ApiPoll, BrokerReport, Feed, Msg};
 use spine_tui::model::{OrdersResponse, StatsResponse, TailRecord, TenantStats};
 
 mod common;
@@ -18,13 +18,15 @@ use common::screen::{
 #[test]
 fn an_unreachable_api_is_said_in_the_header_and_the_panes_keep_their_data() {
     let mut app = fixture();
+    // The stream broke with the API: the source falls back to polling, and says so.
+    app.update(Msg::Feed(Feed::Poll));
     app.update(api_down(5));
     app.update(api_down(6));
     for (w, h) in [(80, 24), (200, 50)] {
         let buf = render(&app, w, h);
         let screen = text(&buf);
         assert!(
-            lines(&buf)[0].starts_with("API http://localhost:8000 DOWN since 12:00:05 │ Kafka"),
+            lines(&buf)[0].starts_with("API http://localhost:8000 DOWN since 12:00:05 · polling"),
             "{screen}"
         );
         let (x, y) = find(&buf, "DOWN since").expect("down");

@@ -8,7 +8,7 @@ use chrono::{FixedOffset, TimeZone};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::Terminal;
-use spine_tui::app::{ApiPoll, App, BrokerReport, LogEnd, Msg, WallTime};
+use spine_tui::app::{ApiPoll, App, BrokerReport, Feed, LogEnd, Msg, WallTime};
 use spine_tui::model::{
     Batch, BatchesResponse, Order, OrdersResponse, PartitionLag, PartitionRange, ProcessorState,
     ProcessorStatus, StatsResponse, TailRecord, TenantStats,
@@ -176,7 +176,7 @@ pub fn api_down(secs: u32) -> Msg {
     super::api_unreachable(at(secs), "Connection refused (os error 111)")
 }
 
-/// A screen with everything on it: two polls (so one order changed status and one is new),
+/// A screen with everything on it: the API's answers pushed by its stream, two rounds (so one order changed status and one is new),
 /// twelve records on the tail (one malformed, one with a hostile tenant), both sources up, the
 /// processor running, and the live ends of the partitions read after the polls (lag 50 + 10 +
 /// 20).
@@ -187,6 +187,8 @@ pub fn fixture() -> App {
         at: at(0),
         report: BrokerReport::Up { partitions: 3 },
     });
+    // As spine-tui runs against an API that serves GET /stream.
+    app.update(Msg::Feed(Feed::Push));
     app.update(poll(
         1,
         41,
