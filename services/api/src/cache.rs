@@ -133,7 +133,10 @@ mod tests {
 
     fn inm(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).expect("value"));
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_str(v).expect("value"),
+        );
         h
     }
 
@@ -170,15 +173,28 @@ mod tests {
     #[test]
     fn answers_are_kept_per_query_and_batch_and_bounded() {
         let cache = AnswerCache::new(10_000);
-        cache.insert("orders?limit=1".into(), Arc::new(Answer::new(b"a".to_vec(), 5, None)));
+        cache.insert(
+            "orders?limit=1".into(),
+            Arc::new(Answer::new(b"a".to_vec(), 5, None)),
+        );
         assert!(cache.get("orders?limit=1", 5).is_some());
-        assert!(cache.get("orders?limit=1", 6).is_none(), "a newer batch misses");
+        assert!(
+            cache.get("orders?limit=1", 6).is_none(),
+            "a newer batch misses"
+        );
         assert!(cache.get("orders?limit=2", 5).is_none());
         for i in 0..1000 {
-            cache.insert(format!("q{i}"), Arc::new(Answer::new(vec![b'x'; 1000], 1, None)));
+            cache.insert(
+                format!("q{i}"),
+                Arc::new(Answer::new(vec![b'x'; 1000], 1, None)),
+            );
         }
         cache.inner.run_pending_tasks();
-        assert!(cache.inner.weighted_size() <= 10_000, "{}", cache.inner.weighted_size());
+        assert!(
+            cache.inner.weighted_size() <= 10_000,
+            "{}",
+            cache.inner.weighted_size()
+        );
         cache.clear();
         cache.inner.run_pending_tasks();
         assert!(cache.get("orders?limit=1", 5).is_none());

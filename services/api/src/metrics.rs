@@ -3,8 +3,7 @@
 //! every binary exports (`spine_build_info`, `process_*`) (docs/contracts.md, "Metrics").
 
 use prometheus::{
-    histogram_opts, opts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Registry,
+    histogram_opts, opts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
 };
 use spine_core::metrics::register;
 

@@ -13,7 +13,10 @@ use stream_support::{Server, Sse};
 const SOON: Duration = Duration::from_secs(5);
 
 async fn expect_batch(sse: &mut Sse, id: i64) -> Value {
-    let e = sse.next_data_within(SOON).await.expect("the stream goes on");
+    let e = sse
+        .next_data_within(SOON)
+        .await
+        .expect("the stream goes on");
     assert_eq!((e.event.as_str(), e.id()), ("batch", id), "{e:?}");
     let data = e.json();
     assert_eq!(data["as_of_batch"], id);
@@ -81,7 +84,11 @@ async fn a_subscriber_gets_reset_then_status_then_each_batch_once_in_order() {
     for id in 5..=9 {
         expect_batch(&mut sse, id).await;
     }
-    assert!(s.metric("spine_api_stream_events_total{event=\"batch\"}").await >= 8.0);
+    assert!(
+        s.metric("spine_api_stream_events_total{event=\"batch\"}")
+            .await
+            >= 8.0
+    );
     assert_eq!(s.metric("spine_api_stream_subscribers ").await, 1.0);
     assert_eq!(
         s.metric("spine_api_stream_listener{mode=\"listen\"}").await,
@@ -99,8 +106,14 @@ async fn a_reconnecting_client_gets_what_it_missed_or_a_reset_saying_why() {
     s.settle().await;
     // Missed 4 and 5; o-1 was rewritten by 5, so 5 carries it, and 1 no longer does.
     s.commit(4, &[("acme", "o-4", "order_placed")]).await;
-    s.commit(5, &[("acme", "o-5", "order_placed"), ("acme", "o-1", "order_paid")])
-        .await;
+    s.commit(
+        5,
+        &[
+            ("acme", "o-5", "order_placed"),
+            ("acme", "o-1", "order_paid"),
+        ],
+    )
+    .await;
     s.settle().await;
     let mut sse = s.subscribe("/stream", Some(3)).await;
     let four = expect_batch(&mut sse, 4).await;
@@ -132,7 +145,10 @@ async fn a_reconnecting_client_gets_what_it_missed_or_a_reset_saying_why() {
         e.json()["reason"].as_str().expect("reason").to_string()
     };
     // From the future: the database was wiped under the client.
-    assert_eq!(reset_reason(s.subscribe("/stream", Some(99)).await).await, "ahead");
+    assert_eq!(
+        reset_reason(s.subscribe("/stream", Some(99)).await).await,
+        "ahead"
+    );
     // Batches gone (retention): cannot say what changed.
     s.db.connect()
         .await
@@ -201,7 +217,10 @@ async fn a_filtered_stream_carries_only_matching_orders_and_its_tenants_stats() 
     .await;
     let everything = expect_batch(&mut all, 1).await;
     assert_eq!(order_ids(&everything).len(), 3);
-    assert_eq!(everything["stats"]["tenants"].as_array().expect("t").len(), 2);
+    assert_eq!(
+        everything["stats"]["tenants"].as_array().expect("t").len(),
+        2
+    );
     let filtered = expect_batch(&mut paid_acme, 1).await;
     assert_eq!(order_ids(&filtered), vec!["a-1"]);
     assert_eq!(filtered["stats"], s.json("/stats?tenant=acme").await);
@@ -219,7 +238,11 @@ async fn bad_parameters_and_bad_last_event_ids_are_400s_naming_them() {
         ("/stream?status=nope", None, "status must be one of"),
         ("/stream?limit=5", None, "unknown query parameter \"limit\""),
         ("/stream?tenant=a&tenant=b", None, "given more than once"),
-        ("/stream?last_event_id=x", None, "Last-Event-ID must be a batch id"),
+        (
+            "/stream?last_event_id=x",
+            None,
+            "Last-Event-ID must be a batch id",
+        ),
         ("/stream", Some("-3"), "Last-Event-ID must be a batch id"),
     ] {
         let mut r = s.http.get(format!("{}{path}", s.base));
@@ -290,7 +313,9 @@ async fn a_client_that_falls_behind_is_dropped_not_buffered() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // 200 batches of 200 orders each (~8 MB of events) while it does not read.
-    let names: Vec<String> = (0..200).map(|i| format!("order-with-a-longish-id-{i:04}")).collect();
+    let names: Vec<String> = (0..200)
+        .map(|i| format!("order-with-a-longish-id-{i:04}"))
+        .collect();
     let orders: Vec<(&str, &str, &str)> = names
         .iter()
         .map(|n| ("acme", n.as_str(), "order_placed"))
@@ -325,7 +350,10 @@ async fn a_client_that_falls_behind_is_dropped_not_buffered() {
     let (bytes, ended) = received;
     let text = String::from_utf8_lossy(&bytes);
     let batches = text.matches("event: batch").count();
-    assert!(ended, "the stream of a client that fell behind was kept open");
+    assert!(
+        ended,
+        "the stream of a client that fell behind was kept open"
+    );
     assert!(
         batches < 200,
         "all {batches} events were buffered for a client that did not read"

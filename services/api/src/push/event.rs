@@ -311,7 +311,10 @@ mod tests {
         assert_eq!(all["batch"]["batch_id"], 9);
         assert_eq!(all["orders"].as_array().expect("orders").len(), 3);
         assert_eq!(all["orders_truncated"], false);
-        assert_eq!(all["stats"]["tenants"].as_array().expect("tenants").len(), 2);
+        assert_eq!(
+            all["stats"]["tenants"].as_array().expect("tenants").len(),
+            2
+        );
         assert_eq!(all["stats"]["as_of_batch"], 9);
 
         let acme = Filter {
@@ -330,7 +333,10 @@ mod tests {
             status: Some(EventType::OrderPaid),
         };
         let v = json(&e.data(&paid_globex));
-        assert_eq!(v["orders"], serde_json::json!([{"tenant": "globex", "status": "order_paid"}]));
+        assert_eq!(
+            v["orders"],
+            serde_json::json!([{"tenant": "globex", "status": "order_paid"}])
+        );
 
         let nobody = Filter {
             tenant: Some("initech".into()),
@@ -374,7 +380,10 @@ mod tests {
             plan(5, 8, facts(3, 1000, false)),
             Plan::Replay { from: 6, to: 8 }
         );
-        assert_eq!(plan(5, 8, facts(3, 1, true)), Plan::Reset("unstamped_orders"));
+        assert_eq!(
+            plan(5, 8, facts(3, 1, true)),
+            Plan::Reset("unstamped_orders")
+        );
         assert_eq!(plan(0, 5000, None), Plan::Reset("too_far_behind"));
         assert_eq!(plan(5, 8, None), Plan::Reset("unavailable"));
     }

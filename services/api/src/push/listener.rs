@@ -106,14 +106,19 @@ impl Publisher {
             // A database wiped and refilled under us: nothing kept or sent before still holds.
             self.app.cache.clear();
         }
-        hub.newest
-            .send_replace(Some(Newest { batch: newest, listening }));
+        hub.newest.send_replace(Some(Newest {
+            batch: newest,
+            listening,
+        }));
         let Some(published) = self.published else {
             self.published = Some(newest);
             return;
         };
         if went_back {
-            warn!(newest, published, "batch ids went backwards: telling subscribers to reset");
+            warn!(
+                newest,
+                published, "batch ids went backwards: telling subscribers to reset"
+            );
             let _ = hub.tx.send(Arc::new(Frame::Reset {
                 as_of_batch: newest,
                 reason: "database_reset",
@@ -147,7 +152,9 @@ impl Publisher {
                 self.published = Some(newest);
             }
             // Tried again at the next notification or poll, from the same batch.
-            Err(e) => warn!(error = %e, from = published + 1, to = newest, "cannot build batch events"),
+            Err(e) => {
+                warn!(error = %e, from = published + 1, to = newest, "cannot build batch events")
+            }
         }
     }
 }
@@ -171,7 +178,11 @@ pub async fn run(app: AppState) {
             Ok(mut l) => {
                 backoff.reset();
                 app.metrics.listener_mode("listen");
-                info!(channel = CHANNEL, recovered = polling, "listening for batch commits");
+                info!(
+                    channel = CHANNEL,
+                    recovered = polling,
+                    "listening for batch commits"
+                );
                 // Whatever committed while nobody listened.
                 match newest(&app, &l.client).await {
                     Ok(m) => publisher.advance(m, &l.client, true).await,
@@ -251,7 +262,9 @@ pub async fn status(app: &AppState) -> Arc<str> {
     let answer = match app.pool.get().await {
         Ok(client) => {
             app.metrics.queries("stream_status", 3);
-            standing(app, &**client).await.map_err(crate::error::ApiError::from)
+            standing(app, &**client)
+                .await
+                .map_err(crate::error::ApiError::from)
         }
         Err(e) => Err(e.into()),
     };
@@ -268,7 +281,8 @@ pub async fn status(app: &AppState) -> Arc<str> {
         }),
     };
     let json: Arc<str> = json.unwrap_or_else(|_| "{}".into()).into();
-    *app.push.status.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), json.clone()));
+    *app.push.status.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((Instant::now(), json.clone()));
     json
 }
 

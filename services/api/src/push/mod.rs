@@ -35,7 +35,10 @@ pub enum Frame {
     Status(Arc<str>),
     /// The batch ids went backwards (a database wiped) or too many batches to build: start
     /// over from `as_of_batch`.
-    Reset { as_of_batch: i64, reason: &'static str },
+    Reset {
+        as_of_batch: i64,
+        reason: &'static str,
+    },
 }
 
 /// The newest committed batch as the listener knows it.

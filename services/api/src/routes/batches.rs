@@ -155,8 +155,7 @@ pub async fn load(
             client.query(&sql, &[&limit]).await?
         }
         Select::Range(from, to) => {
-            let sql =
-                format!("{BATCH_COLUMNS} WHERE batch_id BETWEEN $1 AND $2 ORDER BY batch_id");
+            let sql = format!("{BATCH_COLUMNS} WHERE batch_id BETWEEN $1 AND $2 ORDER BY batch_id");
             client.query(&sql, &[&from, &to]).await?
         }
     };

@@ -42,7 +42,8 @@ pub const AS_OF_BATCH: &str =
 
 /// [`AS_OF_BATCH`] and that batch's `finished_at` (`NULL` before the first batch): `as_of` and
 /// `as_of_at`.
-pub const AS_OF_BATCH_AT: &str = "SELECT coalesce(l.batch_id, 0)::bigint AS as_of, l.finished_at AS as_of_at
+pub const AS_OF_BATCH_AT: &str =
+    "SELECT coalesce(l.batch_id, 0)::bigint AS as_of, l.finished_at AS as_of_at
    FROM (SELECT 1) one LEFT JOIN LATERAL (
         SELECT batch_id, finished_at FROM stream_batches ORDER BY batch_id DESC LIMIT 1) l ON true";
 

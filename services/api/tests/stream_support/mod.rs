@@ -154,7 +154,8 @@ impl Server {
         let response = request.send().await.expect("subscribe");
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(
-            response.headers()["content-type"], "text/event-stream",
+            response.headers()["content-type"],
+            "text/event-stream",
             "{path}"
         );
         Sse {
