@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 struct Server {
     base: String,
     db: TestDb,
+    state: AppState,
     http: reqwest::Client,
     _stop: tokio_util::sync::DropGuard,
 }
@@ -32,10 +33,11 @@ impl Server {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let stop = CancellationToken::new();
-        tokio::spawn(spine_api::serve(listener, state, stop.clone()));
+        tokio::spawn(spine_api::serve(listener, state.clone(), stop.clone()));
         Server {
             base,
             db,
+            state,
             http: reqwest::Client::new(),
             _stop: stop.drop_guard(),
         }
@@ -66,6 +68,26 @@ impl Server {
             .batch_execute(sql)
             .await
             .expect("seed sql");
+        // Answers are kept per batch until the listener hears of the next one (a NOTIFY
+        // delivered a moment after the commit): wait for it, as a client would see it.
+        let newest: i64 = self
+            .db
+            .connect()
+            .await
+            .query_one(
+                "SELECT coalesce(max(batch_id), 0)::bigint FROM stream_batches",
+                &[],
+            )
+            .await
+            .expect("newest")
+            .get(0);
+        for _ in 0..500 {
+            if self.state.push.newest().is_none_or(|n| n == newest) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the API never heard of batch {newest}");
     }
 }
 
@@ -90,7 +112,10 @@ INSERT INTO stream_offsets (consumer_group, topic, kafka_partition, next_offset,
 async fn orders_are_newest_first_with_the_spec_shape() {
     let s = Server::start().await;
     let empty = s.json("/orders").await;
-    assert_eq!(empty, json!({"orders": [], "as_of_batch": 0}));
+    assert_eq!(
+        empty,
+        json!({"orders": [], "as_of_batch": 0, "as_of_batch_at": null})
+    );
     s.sql(SEED).await;
 
     let all = s.json("/orders").await;
@@ -127,7 +152,10 @@ async fn orders_are_newest_first_with_the_spec_shape() {
     let limited = s.json("/orders?limit=2").await;
     assert_eq!(limited["orders"].as_array().expect("array").len(), 2);
     let nobody = s.json("/orders?tenant=nobody").await;
-    assert_eq!(nobody, json!({"orders": [], "as_of_batch": 7}));
+    assert_eq!(
+        nobody,
+        json!({"orders": [], "as_of_batch": 7, "as_of_batch_at": "2026-11-25T12:00:06.500000Z"})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +163,7 @@ async fn stats_count_orders_revenue_and_statuses_and_follow_new_batches() {
     let s = Server::start().await;
     assert_eq!(
         s.json("/stats").await,
-        json!({"tenants": [], "as_of_batch": 0})
+        json!({"tenants": [], "as_of_batch": 0, "as_of_batch_at": null})
     );
     s.sql(SEED).await;
     let stats = s.json("/stats").await;
@@ -450,7 +478,10 @@ async fn every_answer_is_uncached_and_unsniffed_and_counted() {
         "/orders?limit=0",
     ] {
         let (_, headers, _) = s.get(path).await;
-        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        // Answers kept per batch are revalidated with their ETag; everything else is live.
+        let kept = ["/orders", "/stats", "/batches"].contains(&path);
+        let expected = if kept { "no-cache" } else { "no-store" };
+        assert_eq!(headers["cache-control"], expected, "{path}");
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
     }
     let (_, _, metrics) = s.get("/metrics").await;
