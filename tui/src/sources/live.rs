@@ -109,7 +109,7 @@ impl Live {
         let batches = &mut self.batches.batches;
         batches.retain(|b| b.batch_id != event.batch.batch_id);
         batches.insert(0, event.batch);
-        batches.sort_by(|a, b| b.batch_id.cmp(&a.batch_id));
+        batches.sort_by_key(|b| std::cmp::Reverse(b.batch_id));
         batches.truncate(self.batches_limit);
         if event.orders_truncated {
             Applied::NeedsReload
