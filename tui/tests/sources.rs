@@ -1,5 +1,7 @@
 //! The sources against real servers: the topic tail and `peek` against a Tansu broker (the
-//! project's local Kafka-API broker), the API poller against an HTTP server on a real socket.
+//! project's local Kafka-API broker), the API poller against an HTTP server on a real socket, and
+//! the API source falling back to it when the API has no stream (riding on the stream:
+//! `push.rs`).
 
 mod common;
 
@@ -12,9 +14,10 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use spine_testkit::kafka::{create_topic, produce};
 use spine_testkit::OwnedTansu;
 use spine_testkit::{tansu, unique_name};
-use spine_tui::app::{BrokerReport, FetchError, Msg};
+use spine_tui::app::{BrokerReport, Feed, FetchError, Msg};
 use spine_tui::model::{TailBody, TailRecord};
 use spine_tui::sources::api::{self, ApiClient};
+use spine_tui::sources::stream;
 use spine_tui::sources::topic::{self, TailConfig};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -448,6 +451,35 @@ async fn the_api_poller_reports_what_each_route_answered_and_recovers() {
     assert_eq!(
         filtered.orders.expect("orders").orders[0].tenant.as_str(),
         "globex"
+    );
+    cancel.cancel();
+}
+
+/// An API without `GET /stream` (this stand-in answers 404 there): the source says it polls,
+/// and polls once a second as before.
+#[tokio::test]
+async fn without_a_stream_the_api_source_polls_and_says_so() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, fake_api()).await });
+    let (tx, mut rx) = mpsc::channel(8);
+    let (_tenant_tx, tenant_rx) = watch::channel(None);
+    let cancel = CancellationToken::new();
+    let client = ApiClient::new(&base).expect("client");
+    tokio::spawn(stream::run(client, tx, tenant_rx, cancel.clone()));
+    match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+        Ok(Some(Msg::Feed(Feed::Poll))) => {}
+        other => panic!("expected polling to be said first, got {other:?}"),
+    }
+    let first = next(&mut rx).await;
+    assert_eq!(first.orders.expect("orders").as_of_batch, Some(42));
+    let second = next(&mut rx).await;
+    let apart = (second.at - first.at).as_seconds_f64();
+    assert!(
+        apart > 0.5,
+        "polled once a second, not in a loop: {apart} s"
     );
     cancel.cancel();
 }
