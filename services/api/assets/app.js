@@ -287,6 +287,7 @@ let source = null;
 let view = null; // {orders, stats, batches} as of view.orders.as_of_batch, null while loading
 let queued = []; // batch events that came while the view was loading
 let loading = null;
+let again = false;
 let retry = null;
 
 function setMode(m) {
@@ -314,10 +315,12 @@ function mergeOrders(list, changed, limit) {
     else byKey.delete(orderKey(o));
   }
   const time = (o) => Date.parse(o.updated_at);
+  // Within a millisecond the API's own text (microseconds, UTC) still orders them.
+  const cmp = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
   return [...byKey.values()]
-    .sort((a, b) => (time(b) - time(a))
-      || (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0)
-      || (a.order_id < b.order_id ? -1 : a.order_id > b.order_id ? 1 : 0))
+    .sort((a, b) => (time(b) - time(a)) || cmp(b.updated_at, a.updated_at)
+      || cmp(a.tenant, b.tenant)
+      || cmp(a.order_id, b.order_id))
     .slice(0, limit);
 }
 
@@ -345,7 +348,12 @@ function applyStatus(status) {
 // Loads the three answers as the ground the stream's batches are merged into; the batches
 // that came meanwhile are applied after it (those it already has are skipped).
 function reload() {
-  if (loading) return loading;
+  if (loading) {
+    // A filter changed while loading: load again once this ends, with the new filter.
+    again = true;
+    return loading;
+  }
+  again = false;
   view = null;
   loading = fetchAll()
     .then((fresh) => {
@@ -356,7 +364,10 @@ function reload() {
       for (const event of pending) applyBatch(event);
     })
     .catch((e) => { apiDown(e); fallBack(); })
-    .finally(() => { loading = null; });
+    .finally(() => {
+      loading = null;
+      if (again && source) reload();
+    });
   return loading;
 }
 

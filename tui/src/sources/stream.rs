@@ -231,6 +231,11 @@ impl Source {
         *live = Live::from_snapshot(&snapshot, ORDERS_LIMIT, BATCHES_LIMIT);
         let failed = live.is_none();
         self.was_up = Some(!failed);
+        // Polling takes over: said before the failed round, so the header never shows the API
+        // down while claiming push.
+        if failed && !self.set_feed(Feed::Poll).await {
+            return Err(End::Quit);
+        }
         self.send(Msg::Api(snapshot)).await?;
         if failed {
             return Err(End::Unavailable(
