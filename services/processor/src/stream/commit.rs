@@ -102,7 +102,7 @@ impl LoopState<'_> {
             &self.positions,
             CommitMode::Async,
         );
-        let total = self.batch.fetch_time + committed.write_time;
+        let total = self.batch.fetch_time + committed.write_time + committed.commit_time;
         self.metrics.record(committed, total.as_secs_f64());
         self.publish_lag();
         info!(
@@ -117,6 +117,8 @@ impl LoopState<'_> {
             offsets = %format_ranges(&self.batch),
             fetch_ms = self.batch.fetch_time.as_millis() as u64,
             write_ms = committed.write_time.as_millis() as u64,
+            commit_ms = committed.commit_time.as_millis() as u64,
+            queued_ms = committed.queued.map(|q| q.as_millis() as u64),
             rows_per_sec = (committed.input_rows as f64 / total.as_secs_f64().max(1e-6)) as u64,
             "batch committed"
         );
