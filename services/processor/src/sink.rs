@@ -191,6 +191,10 @@ SELECT batch_id FROM b";
 /// itself (docs/contracts.md, "Tables": `commit_ms`).
 const RECORD_COMMIT: &str = "UPDATE stream_batches SET commit_ms = $2 WHERE batch_id = $1";
 
+/// The most rows one statement carries: a bigger batch's events (and orders) go in several
+/// statements of its transaction, one after the other, so its memory is bounded by a chunk.
+const CHUNK_ROWS: usize = 10_000;
+
 const BEGIN: &str = "START TRANSACTION ISOLATION LEVEL READ COMMITTED";
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -293,7 +297,6 @@ impl Writer {
             .iter()
             .map(|(p, r)| high_watermarks.get(p).copied().unwrap_or(r.end).max(r.end))
             .collect();
-        let events = EventColumns::new(batch);
         let previous_commit = *lock(&self.last_commit);
 
         // Round trip 1. Statements are prepared once per connection (cached).
@@ -308,15 +311,21 @@ impl Writer {
             &ends,
             &hwms,
         ];
-        let event_params = events.params(&self.topic);
         let (_, moved, inserted, _, _) = tokio::try_join!(
             client.batch_execute(BEGIN),
             client.execute(&fence, &fence_params),
             async {
-                if events.is_empty() {
-                    return Ok(Vec::new());
+                // In chunks, so that a big batch's columns, encoded statement and answers
+                // are in memory a chunk at a time.
+                let mut inserted = HashSet::with_capacity(batch.events.len());
+                for chunk in batch.events.chunks(CHUNK_ROWS) {
+                    let columns = EventColumns::new(chunk);
+                    let rows = client
+                        .query(&insert_events, &columns.params(&self.topic))
+                        .await?;
+                    inserted.extend(rows.iter().map(|row| row.get::<_, Uuid>(0)));
                 }
-                client.query(&insert_events, &event_params).await
+                Ok(inserted)
             },
             // From here to the commit, writers take turns.
             client.batch_execute(LOCK_BATCHES),
@@ -332,7 +341,6 @@ impl Writer {
         if moved as usize != partitions.len() {
             return Err(SinkError::Fenced);
         }
-        let inserted: HashSet<Uuid> = inserted.iter().map(|row| row.get::<_, Uuid>(0)).collect();
         self.faults.holding_lock();
 
         // Round trip 2. current_orders (and tenant_stats): only events seen for the first time
@@ -348,19 +356,19 @@ impl Writer {
         let upsert = client.prepare_cached(UPSERT_ORDERS).await?;
         let insert_dead = client.prepare_cached(INSERT_DEAD_LETTERS).await?;
         let insert_gaps = client.prepare_cached(INSERT_GAPS).await?;
-        let orders = OrderColumns::new(&latest);
-        let order_params = orders.params();
         let dead = DeadLetterColumns::new(batch);
         let dead_params = dead.params(&self.topic);
         let gaps = GapColumns::new(batch);
         let gap_params = gaps.params(&self.consumer_group, &self.topic);
         let (upserted, _, _) = tokio::try_join!(
             async {
-                if latest.is_empty() {
-                    return Ok(0);
+                let mut upserted = 0;
+                for chunk in latest.chunks(CHUNK_ROWS) {
+                    let columns = OrderColumns::new(chunk);
+                    let row = client.query_one(&upsert, &columns.params()).await?;
+                    upserted += row.get::<_, i64>(0) as usize;
                 }
-                let row = client.query_one(&upsert, &order_params).await?;
-                Ok(row.get::<_, i64>(0) as usize)
+                Ok(upserted)
             },
             async {
                 if batch.dead_letters.is_empty() {
@@ -377,7 +385,7 @@ impl Writer {
         )?;
 
         // Round trip 3: the batch's own rows, then COMMIT.
-        let duplicates = (events.len() - inserted.len()) + batch.in_batch_duplicates.len();
+        let duplicates = (batch.events.len() - inserted.len()) + batch.in_batch_duplicates.len();
         let counts = Committed {
             batch_id: 0,
             input_rows: batch.input_rows(),

@@ -5,7 +5,7 @@ use spine_core::event::Event;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::batch::{Batch, Kept};
+use crate::batch::{Batch, Kept, Located};
 
 /// The three columns of a dead letter's key or payload: its kept bytes, full length and
 /// SHA-256 (all NULL when the record had none).
@@ -44,8 +44,8 @@ pub(super) struct EventColumns<'a> {
 }
 
 impl<'a> EventColumns<'a> {
-    pub(super) fn new(batch: &'a Batch) -> Self {
-        let n = batch.events.len();
+    pub(super) fn new(events: &'a [Located]) -> Self {
+        let n = events.len();
         let mut c = EventColumns {
             ids: Vec::with_capacity(n),
             tenants: Vec::with_capacity(n),
@@ -57,7 +57,7 @@ impl<'a> EventColumns<'a> {
             partitions: Vec::with_capacity(n),
             offsets: Vec::with_capacity(n),
         };
-        for located in &batch.events {
+        for located in events {
             let e = &located.event;
             c.ids.push(e.event_id);
             c.tenants.push(e.tenant.as_str());
@@ -70,14 +70,6 @@ impl<'a> EventColumns<'a> {
             c.offsets.push(located.offset);
         }
         c
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.ids.is_empty()
     }
 
     pub(super) fn params<'b>(&'b self, topic: &'b String) -> Params<'b, 10> {

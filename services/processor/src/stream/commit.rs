@@ -3,12 +3,11 @@
 
 use std::time::Instant;
 
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use spine_core::backoff::Backoff;
 use tracing::{info, warn};
 
 use super::context::retry_backoff;
-use super::offsets::commit_to_kafka;
 use super::run::LoopState;
 use crate::batch::Batch;
 use crate::sink::{Committed, SinkError, WRITE_DEADLINE};
@@ -96,12 +95,8 @@ impl LoopState<'_> {
                 .with_label_values(&[&gap.partition.to_string()])
                 .inc();
         }
-        commit_to_kafka(
-            self.consumer,
-            &self.cfg.topic,
-            &self.positions,
-            CommitMode::Async,
-        );
+        self.kafka_behind = true;
+        self.copy_offsets_to_kafka(Instant::now());
         let total = self.batch.fetch_time + committed.write_time + committed.commit_time;
         self.metrics.record(committed, total.as_secs_f64());
         self.publish_lag();
