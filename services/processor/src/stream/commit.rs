@@ -39,9 +39,9 @@ impl LoopState<'_> {
         let mut backoff = retry_backoff();
         loop {
             let (writer, batch) = (&self.writer, &self.batch);
-            let result = ctx.rt.block_on(async {
+            let result = self.write_rt.block_on(async {
                 let client = ctx
-                    .pool
+                    .write_pool
                     .get()
                     .await
                     .map_err(|e| SinkError::Unavailable(e.to_string()))?;

@@ -47,6 +47,9 @@ pub(super) struct LoopState<'a> {
     range_rejoin: Option<u64>,
     /// Writes each batch; owns the test hooks (see [`crate::faults`]).
     pub writer: Writer,
+    /// Where the batch writes run: this thread's own runtime, which drives their connections
+    /// only while a write waits for them (see [`super::create_consumer_with_writer`]).
+    pub write_rt: tokio::runtime::Runtime,
     /// When the next trigger fires.
     next_trigger: Instant,
     /// Whether the last poll found nothing already fetched.
@@ -136,6 +139,10 @@ fn run_loop(
         range_rejoin: None,
         writer: Writer::new(&cfg.consumer_group, &cfg.topic)
             .with_faults(FaultPoints::new(cfg.crash_at)),
+        write_rt: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the stream thread's runtime")?,
         next_trigger: now + cfg.trigger,
         drained: false,
         targets,
