@@ -436,7 +436,8 @@ pub fn create_consumer(
 /// (on the caller's runtime); `write_pool` only the batch writes. Given a pool of its own, the
 /// stream thread makes its connections on a single-threaded runtime of its own and drives them
 /// itself while it waits for a batch's round trips: an answer from Postgres then wakes no other
-/// thread, which halved the processor's CPU per batch.
+/// thread (with many small batches, as with `TRIGGER_INTERVAL_MS=0`, those wake-ups were a
+/// good part of the processor's CPU).
 pub fn create_consumer_with_writer(
     cfg: &LoopConfig,
     pool: Pool,
