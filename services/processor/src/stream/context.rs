@@ -383,15 +383,7 @@ pub(super) fn retry_backoff() -> Backoff {
 
 /// The most one fetch request brings back (librdkafka's `fetch.max.bytes`; a single record
 /// bigger than this still comes, alone).
-const FETCH_MAX_BYTES: usize = 4 * 1024 * 1024;
-
-/// The local pre-fetch queue's bound in KiB: what a drain needs to have the next batch's
-/// records at hand while one is written, and little more (librdkafka's default is 64 MiB).
-const QUEUE_KIB: usize = 4 * 1024;
-
-/// Records per partition librdkafka tries to keep pre-fetched (its default, 100,000, keeps
-/// fetching far past what one batch takes).
-const QUEUE_MIN_MESSAGES: usize = 10_000;
+const FETCH_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// The shortest a fetch may wait at the broker for records (`fetch.wait.max.ms`) when the
 /// trigger is shorter: a broker that holds a fetch until its wait is over (the local broker
@@ -403,22 +395,23 @@ const FETCH_WAIT_MIN_MS: u128 = 50;
 const FETCH_WAIT_MAX_MS: u128 = 500;
 
 /// librdkafka's pre-fetch and fetch wait, unless `-X` sets them. The pre-fetch is bounded so
-/// that neither a backlog nor a flood of big records outgrows memory: the local queue holds
-/// [`QUEUE_KIB`] (or one batch's `MAX_BATCH_BYTES`, if smaller, but at least 1 MiB), a fetch
-/// brings at most [`FETCH_MAX_BYTES`] (one partition's part of it at most 1 MiB, or one record
-/// when bigger). A fetch waits at the broker no longer than the trigger (between
-/// [`FETCH_WAIT_MIN_MS`] and [`FETCH_WAIT_MAX_MS`]): a record that arrives during a long wait
-/// would otherwise miss the batch its trigger cuts.
-fn consumer_settings(max_batch_bytes: usize, trigger: Duration) -> [(&'static str, String); 5] {
-    let queue_kib = (max_batch_bytes / 1024).clamp(1024, QUEUE_KIB);
+/// that a flood of big records cannot outgrow memory (its defaults queue 64 MiB and fetch
+/// 50 MB at a time): the local queue holds about one batch's worth (`MAX_BATCH_BYTES`, at
+/// least 1 MiB, in KiB), and a fetch at most [`FETCH_MAX_BYTES`]. The queue may be overshot by
+/// one partition's fetch (1 MiB, or one record when bigger). Draining a backlog, that queue is
+/// what has the next batch's records at hand while one is written: a smaller one (4 MiB) made
+/// the drain half as fast again for no gain in peak memory (which the sink's statement chunks
+/// bound). A fetch waits at the broker no longer than the trigger (between
+/// [`FETCH_WAIT_MIN_MS`] and [`FETCH_WAIT_MAX_MS`]): a broker that holds a fetch for its whole
+/// wait would otherwise delay every record by up to that wait.
+fn consumer_settings(max_batch_bytes: usize, trigger: Duration) -> [(&'static str, String); 3] {
+    let queue_kib = (max_batch_bytes / 1024).clamp(1024, 2_097_151);
     let fetch_wait_ms = trigger
         .as_millis()
         .clamp(FETCH_WAIT_MIN_MS, FETCH_WAIT_MAX_MS);
     [
         ("queued.max.messages.kbytes", queue_kib.to_string()),
-        ("queued.min.messages", QUEUE_MIN_MESSAGES.to_string()),
         ("fetch.max.bytes", FETCH_MAX_BYTES.to_string()),
-        ("max.partition.fetch.bytes", (1024 * 1024).to_string()),
         ("fetch.wait.max.ms", fetch_wait_ms.to_string()),
     ]
 }
@@ -499,14 +492,11 @@ mod tests {
     }
 
     #[test]
-    fn the_prefetch_queue_is_bounded_by_a_batch_and_a_few_mebibytes() {
+    fn the_prefetch_queue_holds_about_one_batch() {
         let kib = |bytes| setting(bytes, 5000, "queued.max.messages.kbytes");
-        assert_eq!(kib(16 * 1024 * 1024), "4096", "the default batch: the cap");
-        assert_eq!(kib(2 * 1024 * 1024), "2048", "a smaller batch: one batch");
+        assert_eq!(kib(16 * 1024 * 1024), "16384");
         assert_eq!(kib(2048), "1024", "at least 1 MiB");
-        assert_eq!(setting(0, 5000, "fetch.max.bytes"), "4194304");
-        assert_eq!(setting(0, 5000, "max.partition.fetch.bytes"), "1048576");
-        assert_eq!(setting(0, 5000, "queued.min.messages"), "10000");
+        assert_eq!(setting(0, 5000, "fetch.max.bytes"), "8388608");
     }
 
     #[test]
