@@ -389,7 +389,7 @@ const FETCH_MAX_BYTES: usize = 8 * 1024 * 1024;
 /// trigger is shorter: a broker that holds a fetch until its wait is over (the local broker
 /// does) delays every record by up to this much, and a shorter wait costs a fetch request
 /// (and, with `TRIGGER_INTERVAL_MS=0`, a batch) more often.
-const FETCH_WAIT_MIN_MS: u128 = 50;
+const FETCH_WAIT_MIN_MS: u128 = 30;
 
 /// librdkafka's default `fetch.wait.max.ms`, kept for triggers at least this long.
 const FETCH_WAIT_MAX_MS: u128 = 500;
@@ -502,7 +502,7 @@ mod tests {
     #[test]
     fn a_fetch_waits_at_the_broker_no_longer_than_the_trigger() {
         let wait = |trigger_ms| setting(16 << 20, trigger_ms, "fetch.wait.max.ms");
-        assert_eq!(wait(0), "50", "TRIGGER_INTERVAL_MS=0: the floor");
+        assert_eq!(wait(0), "30", "TRIGGER_INTERVAL_MS=0: the floor");
         assert_eq!(wait(120), "120");
         assert_eq!(
             wait(5000),
