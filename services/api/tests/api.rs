@@ -271,6 +271,8 @@ async fn batches_show_ranges_and_each_partitions_lag() {
         "max_broker_timestamp",
         "commit_lag_s",
         "input_rate",
+        "queued_ms",
+        "commit_ms",
     ] {
         assert_eq!(batch[field], Value::Null, "{field}");
     }

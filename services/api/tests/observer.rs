@@ -367,6 +367,11 @@ async fn a_killed_processor_is_stalled_while_records_wait_and_running_again_when
     let newest = &b["batches"][0];
     assert!(newest["max_event_time"].is_string(), "{newest}");
     assert!(newest["max_broker_timestamp"].is_string(), "{newest}");
+    // Where its time went: the wait since its newest record reached the broker, at least.
+    assert!(
+        newest["queued_ms"].as_f64().is_some_and(|q| q >= 0.0),
+        "{newest}"
+    );
     assert!(
         newest["process_rate"].as_f64().is_some_and(|r| r > 0.0),
         "{newest}"

@@ -167,7 +167,15 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> anyhow::Re
         on_data_loss: args.on_data_loss,
         crash_at: args.crash_at,
     };
-    let consumer = stream::create_consumer(&cfg, pool.clone(), shutdown.clone())?;
+    // The batches' own connections (at most two: a write, and one being replaced after a
+    // deadline), on the stream thread's runtime.
+    let write_pool = db::pool_with(
+        args.postgres.pg_config("spine-processor"),
+        2,
+        &session_settings(),
+    )?;
+    let consumer =
+        stream::create_consumer_with_writer(&cfg, pool.clone(), write_pool, shutdown.clone())?;
     let stop_beating = shutdown.child_token();
     let beating = tokio::spawn(heartbeat::run(
         pool,

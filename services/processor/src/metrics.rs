@@ -20,6 +20,11 @@ pub struct Metrics {
     pub batches: IntCounter,
     pub rows: IntCounterVec,
     pub batch_duration: Histogram,
+    /// Where a batch's time goes (docs/contracts.md, "Metrics"): from its newest record's
+    /// broker timestamp to the start of its write, the write, and the COMMIT round trip.
+    pub batch_queued: Histogram,
+    pub batch_write: Histogram,
+    pub batch_commit: Histogram,
     /// `spine_processor_lag_records{partition}`: the partition's end as this replica last saw
     /// it minus its next offset, refreshed every second (negative would mean a stored offset
     /// ahead of the log: never clamped).
@@ -64,6 +69,32 @@ impl Metrics {
                 vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
             ))
             .expect("valid metric"),
+        );
+        let phase = |name: &str, help: &str| {
+            register(
+                &registry,
+                Histogram::with_opts(histogram_opts!(
+                    name,
+                    help,
+                    vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5,
+                        5.0, 10.0, 30.0
+                    ]
+                ))
+                .expect("valid metric"),
+            )
+        };
+        let batch_queued = phase(
+            "spine_processor_batch_queued_seconds",
+            "From a batch's newest record's broker timestamp to the start of its write",
+        );
+        let batch_write = phase(
+            "spine_processor_batch_write_seconds",
+            "A batch's write, from its start to sending the last statement before COMMIT",
+        );
+        let batch_commit = phase(
+            "spine_processor_batch_commit_seconds",
+            "A batch's last round trip: its own rows and COMMIT",
         );
         let lag = register(
             &registry,
@@ -129,6 +160,9 @@ impl Metrics {
             batches,
             rows,
             batch_duration,
+            batch_queued,
+            batch_write,
+            batch_commit,
             lag,
             lag_seconds,
             last_batch,
@@ -153,6 +187,11 @@ impl Metrics {
             .with_label_values(&["dead_letter"])
             .inc_by(c.dead_lettered as u64);
         self.batch_duration.observe(seconds);
+        if let Some(queued) = c.queued {
+            self.batch_queued.observe(queued.as_secs_f64());
+        }
+        self.batch_write.observe(c.write_time.as_secs_f64());
+        self.batch_commit.observe(c.commit_time.as_secs_f64());
         self.last_batch
             .set(Utc::now().timestamp_micros() as f64 / 1e6);
         if let Some(t) = c.max_event_time {
@@ -237,6 +276,9 @@ mod tests {
             "spine_build_info",
             "process_cpu_seconds_total",
             "spine_processor_fenced_total",
+            "spine_processor_batch_queued_seconds",
+            "spine_processor_batch_write_seconds",
+            "spine_processor_batch_commit_seconds",
         ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }

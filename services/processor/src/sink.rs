@@ -7,16 +7,20 @@
 //! batch size. Either all of it commits, or none of it does and the offsets do not move.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use spine_core::reduce::latest_per_order;
-use tokio_postgres::{GenericClient, IsolationLevel};
+use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::batch::{Batch, Kept};
+use crate::batch::Batch;
+
+mod columns;
 use crate::faults::FaultPoints;
 use crate::pg_error;
+use columns::{DeadLetterColumns, EventColumns, GapColumns, OrderColumns, Params};
 
 /// How long the write of one batch may take, all statements and the COMMIT, before its
 /// connection is dropped and the batch retried ([`Writer::write_within`]). Each statement is
@@ -30,6 +34,9 @@ pub struct Writer {
     consumer_group: String,
     topic: String,
     faults: FaultPoints,
+    /// The id and COMMIT round trip (ms) of this writer's last committed batch, recorded in
+    /// its row by the next batch's transaction.
+    last_commit: Mutex<Option<(i64, f64)>>,
 }
 
 /// What a committed batch did.
@@ -42,7 +49,13 @@ pub struct Committed {
     pub orders_upserted: usize,
     pub stale_skipped: usize,
     pub dead_lettered: usize,
+    /// From the start of the write to sending its last statement (`write_ms`).
     pub write_time: Duration,
+    /// The last round trip: the batch's own rows and COMMIT (`commit_ms`).
+    pub commit_time: Duration,
+    /// From the newest record's broker timestamp to the start of the write (`queued_ms`;
+    /// `None` when no record carried a timestamp; zero when the broker's clock is ahead).
+    pub queued: Option<Duration>,
     /// The newest `event_time` among the events this batch inserted.
     pub max_event_time: Option<DateTime<Utc>>,
 }
@@ -156,39 +169,36 @@ ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING";
 /// to a reader). Readers are never blocked.
 const LOCK_BATCHES: &str = "LOCK TABLE stream_batches IN SHARE ROW EXCLUSIVE MODE";
 
+/// The batch's row and its offset ranges, in one statement (its id: the next after every
+/// committed batch, under the batch lock). `write_ms` is the time up to sending it.
 const INSERT_BATCH: &str = "
-INSERT INTO stream_batches (batch_id, consumer_group, topic, started_at, finished_at, input_rows,
-                            events_inserted, duplicates, orders_upserted, stale_skipped,
-                            dead_lettered, fetch_ms, write_ms, total_ms,
-                            max_event_time, max_broker_timestamp, input_rate)
-VALUES ((SELECT coalesce(max(batch_id), 0) + 1 FROM stream_batches), $1, $2, $3,
-        clock_timestamp(), $4, $5, $6, $7, $8, $9, $10::float8, $11::float8, round(($10::float8 + $11::float8)::numeric, 3)::float8,
-        $12, $13, $14)
-RETURNING batch_id";
+WITH b AS (
+    INSERT INTO stream_batches (batch_id, consumer_group, topic, started_at, finished_at,
+                                input_rows, events_inserted, duplicates, orders_upserted,
+                                stale_skipped, dead_lettered, fetch_ms, write_ms, total_ms,
+                                max_event_time, max_broker_timestamp, input_rate, queued_ms)
+    VALUES ((SELECT coalesce(max(batch_id), 0) + 1 FROM stream_batches), $1, $2, $3,
+            clock_timestamp(), $4, $5, $6, $7, $8, $9, $10::float8, $11::float8,
+            round(($10::float8 + $11::float8)::numeric, 3)::float8, $12, $13, $14, $15)
+    RETURNING batch_id
+), p AS (
+    INSERT INTO stream_batch_partitions (batch_id, kafka_partition, start_offset, end_offset)
+    SELECT b.batch_id, u.* FROM b, unnest($16::int[], $17::bigint[], $18::bigint[]) AS u
+)
+SELECT batch_id FROM b";
 
-const INSERT_BATCH_PARTITIONS: &str = "
-INSERT INTO stream_batch_partitions (batch_id, kafka_partition, start_offset, end_offset)
-SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[])";
+/// The COMMIT round trip of this writer's previous batch, which that batch could not record
+/// itself (docs/contracts.md, "Tables": `commit_ms`).
+const RECORD_COMMIT: &str = "UPDATE stream_batches SET commit_ms = $2 WHERE batch_id = $1";
 
-/// The three columns of a dead letter's key or payload: its kept bytes, full length and
-/// SHA-256 (all NULL when the record had none).
-type KeptColumns<'a> = (
-    Vec<Option<&'a [u8]>>,
-    Vec<Option<i32>>,
-    Vec<Option<&'a [u8]>>,
-);
+/// The most rows one statement carries: a bigger batch's events (and orders) go in several
+/// statements of its transaction, one after the other, so its memory is bounded by a chunk.
+const CHUNK_ROWS: usize = 10_000;
 
-fn kept_columns<'a>(values: impl Iterator<Item = Option<&'a Kept>>) -> KeptColumns<'a> {
-    let mut columns: KeptColumns<'a> = (Vec::new(), Vec::new(), Vec::new());
-    for v in values {
-        columns.0.push(v.map(|k| k.head.as_slice()));
-        // A Kafka record is at most 2 GiB.
-        columns
-            .1
-            .push(v.map(|k| i32::try_from(k.length).unwrap_or(i32::MAX)));
-        columns.2.push(v.map(|k| k.sha256.as_slice()));
-    }
-    columns
+const BEGIN: &str = "START TRANSACTION ISOLATION LEVEL READ COMMITTED";
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Milliseconds, to the microsecond.
@@ -202,6 +212,7 @@ impl Writer {
             consumer_group: consumer_group.to_owned(),
             topic: topic.to_owned(),
             faults: FaultPoints::none(),
+            last_commit: Mutex::new(None),
         }
     }
 
@@ -237,24 +248,41 @@ impl Writer {
     }
 
     /// Writes `batch` in one transaction. `high_watermarks` is the last seen end of each
-    /// partition (kept with the offsets, for lag).
+    /// partition (kept with the offsets, for lag). On any error the transaction is rolled back
+    /// before the connection goes back to the pool.
     pub async fn write(
         &self,
         client: &mut deadpool_postgres::Object,
         batch: &Batch,
         high_watermarks: &BTreeMap<i32, i64>,
     ) -> Result<Committed, SinkError> {
-        let started = Instant::now();
-        // READ COMMITTED whatever the database's default: after waiting for the batch lock, the
-        // batch id and the upsert must see the batches committed meanwhile (under REPEATABLE
-        // READ they would read a snapshot from before the wait and collide).
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start()
-            .await?;
+        let result = self.write_pipelined(client, batch, high_watermarks).await;
+        if result.is_err() && !client.is_closed() {
+            // The statements were sent without a Transaction guard (to pipeline them): never
+            // hand back a connection inside a transaction. Outside one this only warns.
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        result
+    }
 
-        // 1. The fence: every partition's stored offset must still be where this batch started.
+    /// The transaction in three round trips, each a pipeline of statements sent together
+    /// (tokio-postgres pipelines requests issued concurrently on one connection):
+    /// 1. BEGIN, the fence, the events (learning which are new), the batch lock, and the
+    ///    previous batch's commit time;
+    /// 2. the `current_orders` upsert (with `tenant_stats`), the dead letters, the gaps;
+    /// 3. the batch's own rows, and COMMIT.
+    async fn write_pipelined(
+        &self,
+        client: &deadpool_postgres::Object,
+        batch: &Batch,
+        high_watermarks: &BTreeMap<i32, i64>,
+    ) -> Result<Committed, SinkError> {
+        let started = Instant::now();
+        let queued = batch
+            .max_broker_timestamp
+            .map(|t| (Utc::now() - t).to_std().unwrap_or_default());
+
+        // The fence: every partition's stored offset must still be where this batch started.
         let partitions: Vec<i32> = batch.ranges.keys().copied().collect();
         let starts: Vec<i64> = batch.ranges.values().map(|r| r.start).collect();
         // Where the stored offsets must be: the ranges' starts, or before a gap at a batch's
@@ -269,78 +297,55 @@ impl Writer {
             .iter()
             .map(|(p, r)| high_watermarks.get(p).copied().unwrap_or(r.end).max(r.end))
             .collect();
-        let fence = tx.prepare_cached(FENCE).await?;
-        let moved = tx
-            .execute(
-                &fence,
-                &[
-                    &self.consumer_group,
-                    &self.topic,
-                    &partitions,
-                    &fence_starts,
-                    &ends,
-                    &hwms,
-                ],
-            )
-            .await?;
+        let previous_commit = *lock(&self.last_commit);
+
+        // Round trip 1. Statements are prepared once per connection (cached).
+        let fence = client.prepare_cached(FENCE).await?;
+        let insert_events = client.prepare_cached(INSERT_EVENTS).await?;
+        let record_commit = client.prepare_cached(RECORD_COMMIT).await?;
+        let fence_params: Params<'_, 6> = [
+            &self.consumer_group,
+            &self.topic,
+            &partitions,
+            &fence_starts,
+            &ends,
+            &hwms,
+        ];
+        let (_, moved, inserted, _, _) = tokio::try_join!(
+            client.batch_execute(BEGIN),
+            client.execute(&fence, &fence_params),
+            async {
+                // In chunks, so that a big batch's columns, encoded statement and answers
+                // are in memory a chunk at a time.
+                let mut inserted = HashSet::with_capacity(batch.events.len());
+                for chunk in batch.events.chunks(CHUNK_ROWS) {
+                    let columns = EventColumns::new(chunk);
+                    let rows = client
+                        .query(&insert_events, &columns.params(&self.topic))
+                        .await?;
+                    inserted.extend(rows.iter().map(|row| row.get::<_, Uuid>(0)));
+                }
+                Ok(inserted)
+            },
+            // From here to the commit, writers take turns.
+            client.batch_execute(LOCK_BATCHES),
+            async {
+                match previous_commit {
+                    Some((id, commit_ms)) => {
+                        client.execute(&record_commit, &[&id, &commit_ms]).await
+                    }
+                    None => Ok(0),
+                }
+            },
+        )?;
         if moved as usize != partitions.len() {
-            tx.rollback().await?;
             return Err(SinkError::Fenced);
         }
-
-        // 2. Events, idempotent by event_id; learn which ones are new.
-        let n = batch.events.len();
-        let mut ids = Vec::with_capacity(n);
-        let mut tenants = Vec::with_capacity(n);
-        let mut types = Vec::with_capacity(n);
-        let mut orders = Vec::with_capacity(n);
-        let mut amounts = Vec::with_capacity(n);
-        let mut currencies = Vec::with_capacity(n);
-        let mut times = Vec::with_capacity(n);
-        let mut event_partitions = Vec::with_capacity(n);
-        let mut offsets = Vec::with_capacity(n);
-        for located in &batch.events {
-            let e = &located.event;
-            ids.push(e.event_id);
-            tenants.push(e.tenant.as_str());
-            types.push(e.event_type.as_str());
-            orders.push(e.order_id.as_str());
-            amounts.push(e.amount_cents);
-            currencies.push(e.currency.as_str());
-            times.push(e.event_time);
-            event_partitions.push(located.partition);
-            offsets.push(located.offset);
-        }
-        let inserted: HashSet<Uuid> = if n == 0 {
-            HashSet::new()
-        } else {
-            let stmt = tx.prepare_cached(INSERT_EVENTS).await?;
-            tx.query(
-                &stmt,
-                &[
-                    &ids,
-                    &tenants,
-                    &types,
-                    &orders,
-                    &amounts,
-                    &currencies,
-                    &times,
-                    &self.topic,
-                    &event_partitions,
-                    &offsets,
-                ],
-            )
-            .await?
-            .iter()
-            .map(|row| row.get::<_, Uuid>(0))
-            .collect()
-        };
-
-        // 3. current_orders (and tenant_stats): only events seen for the first time can change an
-        //    order (a replay was applied when it was first inserted), reduced to the newest per
-        //    order. From here to the commit, writers take turns.
-        tx.batch_execute(LOCK_BATCHES).await?;
         self.faults.holding_lock();
+
+        // Round trip 2. current_orders (and tenant_stats): only events seen for the first time
+        // can change an order (a replay was applied when it was first inserted), reduced to the
+        // newest per order.
         let latest = latest_per_order(
             batch
                 .events
@@ -348,64 +353,39 @@ impl Writer {
                 .filter(|l| inserted.contains(&l.event.event_id))
                 .map(|l| &l.event),
         );
-        let upserted = if latest.is_empty() {
-            0
-        } else {
-            let stmt = tx.prepare_cached(UPSERT_ORDERS).await?;
-            let tenants: Vec<&str> = latest.iter().map(|e| e.tenant.as_str()).collect();
-            let orders: Vec<&str> = latest.iter().map(|e| e.order_id.as_str()).collect();
-            let statuses: Vec<&str> = latest.iter().map(|e| e.event_type.as_str()).collect();
-            let amounts: Vec<i64> = latest.iter().map(|e| e.amount_cents).collect();
-            let currencies: Vec<&str> = latest.iter().map(|e| e.currency.as_str()).collect();
-            let times: Vec<DateTime<Utc>> = latest.iter().map(|e| e.event_time).collect();
-            let ids: Vec<Uuid> = latest.iter().map(|e| e.event_id).collect();
-            let row = tx
-                .query_one(
-                    &stmt,
-                    &[
-                        &tenants,
-                        &orders,
-                        &statuses,
-                        &amounts,
-                        &currencies,
-                        &times,
-                        &ids,
-                    ],
-                )
-                .await?;
-            row.get::<_, i64>(0) as usize
-        };
+        let upsert = client.prepare_cached(UPSERT_ORDERS).await?;
+        let insert_dead = client.prepare_cached(INSERT_DEAD_LETTERS).await?;
+        let insert_gaps = client.prepare_cached(INSERT_GAPS).await?;
+        let dead = DeadLetterColumns::new(batch);
+        let dead_params = dead.params(&self.topic);
+        let gaps = GapColumns::new(batch);
+        let gap_params = gaps.params(&self.consumer_group, &self.topic);
+        let (upserted, _, _) = tokio::try_join!(
+            async {
+                let mut upserted = 0;
+                for chunk in latest.chunks(CHUNK_ROWS) {
+                    let columns = OrderColumns::new(chunk);
+                    let row = client.query_one(&upsert, &columns.params()).await?;
+                    upserted += row.get::<_, i64>(0) as usize;
+                }
+                Ok(upserted)
+            },
+            async {
+                if batch.dead_letters.is_empty() {
+                    return Ok(0);
+                }
+                client.execute(&insert_dead, &dead_params).await
+            },
+            async {
+                if batch.gaps.is_empty() {
+                    return Ok(0);
+                }
+                client.execute(&insert_gaps, &gap_params).await
+            },
+        )?;
 
-        // 4. Dead letters: at most 64 KiB of key and payload each, with lengths and hashes.
-        if !batch.dead_letters.is_empty() {
-            let stmt = tx.prepare_cached(INSERT_DEAD_LETTERS).await?;
-            let d = &batch.dead_letters;
-            let partitions: Vec<i32> = d.iter().map(|x| x.partition).collect();
-            let offsets: Vec<i64> = d.iter().map(|x| x.offset).collect();
-            let (keys, key_lengths, key_hashes) = kept_columns(d.iter().map(|x| x.key.as_ref()));
-            let (payloads, payload_lengths, payload_hashes) =
-                kept_columns(d.iter().map(|x| x.payload.as_ref()));
-            let errors: Vec<&str> = d.iter().map(|x| x.error.as_str()).collect();
-            tx.execute(
-                &stmt,
-                &[
-                    &self.topic,
-                    &partitions,
-                    &offsets,
-                    &keys,
-                    &key_lengths,
-                    &key_hashes,
-                    &payloads,
-                    &payload_lengths,
-                    &payload_hashes,
-                    &errors,
-                ],
-            )
-            .await?;
-        }
-
-        // 5. The batch's own rows.
-        let duplicates = (n - inserted.len()) + batch.in_batch_duplicates.len();
+        // Round trip 3: the batch's own rows, then COMMIT.
+        let duplicates = (batch.events.len() - inserted.len()) + batch.in_batch_duplicates.len();
         let counts = Committed {
             batch_id: 0,
             input_rows: batch.input_rows(),
@@ -415,6 +395,8 @@ impl Writer {
             stale_skipped: latest.len() - upserted,
             dead_lettered: batch.dead_letters.len(),
             write_time: Duration::ZERO,
+            commit_time: Duration::ZERO,
+            queued,
             max_event_time: batch
                 .events
                 .iter()
@@ -422,78 +404,46 @@ impl Writer {
                 .map(|l| l.event.event_time)
                 .max(),
         };
-        let stmt = tx.prepare_cached(INSERT_BATCH).await?;
+        let insert_batch = client.prepare_cached(INSERT_BATCH).await?;
         let as_i32 = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
-        let row = tx
-            .query_one(
-                &stmt,
-                &[
-                    &self.consumer_group,
-                    &self.topic,
-                    // An empty batch (never cut by the loop) started now.
-                    &batch.started_at.unwrap_or_else(Utc::now),
-                    &as_i32(counts.input_rows),
-                    &as_i32(counts.events_inserted),
-                    &as_i32(counts.duplicates),
-                    &as_i32(counts.orders_upserted),
-                    &as_i32(counts.stale_skipped),
-                    &as_i32(counts.dead_lettered),
-                    &ms(batch.fetch_time),
-                    &ms(started.elapsed()),
-                    &counts.max_event_time,
-                    &batch.max_broker_timestamp,
-                    &batch.input_rate,
-                ],
-            )
-            .await?;
-        let batch_id: i64 = row.get(0);
-        let stmt = tx.prepare_cached(INSERT_BATCH_PARTITIONS).await?;
-        tx.execute(&stmt, &[&batch_id, &partitions, &starts, &ends])
-            .await?;
-
-        if !batch.gaps.is_empty() {
-            self.insert_gaps(&tx, batch).await?;
-        }
-
+        let write_time = started.elapsed();
+        let batch_params: Params<'_, 18> = [
+            &self.consumer_group,
+            &self.topic,
+            // An empty batch (never cut by the loop) started now.
+            &batch.started_at.unwrap_or_else(Utc::now),
+            &as_i32(counts.input_rows),
+            &as_i32(counts.events_inserted),
+            &as_i32(counts.duplicates),
+            &as_i32(counts.orders_upserted),
+            &as_i32(counts.stale_skipped),
+            &as_i32(counts.dead_lettered),
+            &ms(batch.fetch_time),
+            &ms(write_time),
+            &counts.max_event_time,
+            &batch.max_broker_timestamp,
+            &batch.input_rate,
+            &queued.map(ms),
+            &partitions,
+            &starts,
+            &ends,
+        ];
         self.faults.before_commit();
-        tx.commit().await?;
+        let commit_started = Instant::now();
+        let (row, _) = tokio::try_join!(
+            client.query_one(&insert_batch, &batch_params),
+            client.batch_execute("COMMIT"),
+        )?;
+        let commit_time = commit_started.elapsed();
         self.faults.after_commit();
+        let batch_id: i64 = row.get(0);
+        *lock(&self.last_commit) = Some((batch_id, ms(commit_time)));
         Ok(Committed {
             batch_id,
-            write_time: started.elapsed(),
+            write_time,
+            commit_time,
             ..counts
         })
-    }
-}
-
-impl Writer {
-    /// The batch's gaps, in `stream_gaps` (see [`crate::gaps`]).
-    async fn insert_gaps(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        batch: &Batch,
-    ) -> Result<(), SinkError> {
-        let g = &batch.gaps;
-        let partitions: Vec<i32> = g.iter().map(|x| x.partition).collect();
-        let from: Vec<i64> = g.iter().map(|x| x.from_offset).collect();
-        let to: Vec<i64> = g.iter().map(|x| x.to_offset).collect();
-        let at: Vec<DateTime<Utc>> = g.iter().map(|x| x.detected_at).collect();
-        let reasons: Vec<&str> = g.iter().map(|x| x.reason.as_str()).collect();
-        let stmt = tx.prepare_cached(INSERT_GAPS).await?;
-        tx.execute(
-            &stmt,
-            &[
-                &self.consumer_group,
-                &self.topic,
-                &partitions,
-                &from,
-                &to,
-                &at,
-                &reasons,
-            ],
-        )
-        .await?;
-        Ok(())
     }
 }
 

@@ -57,6 +57,10 @@ pub struct Batch {
     pub input_rate: Option<f64>,
     /// input_rows / (fetch_ms + write_ms), in records/s.
     pub process_rate: Option<f64>,
+    /// From the newest record's broker timestamp to the start of the write, in ms.
+    pub queued_ms: Option<f64>,
+    /// The COMMIT round trip, in ms (`null` until the writer's next batch records it).
+    pub commit_ms: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,7 +120,8 @@ SELECT batch_id, consumer_group, topic, started_at, finished_at, input_rows, eve
        round(extract(epoch FROM finished_at - max_broker_timestamp)::numeric, 3)::float8,
        round(input_rate::numeric, 1)::float8,
        CASE WHEN fetch_ms + write_ms > 0
-            THEN round((input_rows / ((fetch_ms + write_ms) / 1000.0))::numeric, 1)::float8 END
+            THEN round((input_rows / ((fetch_ms + write_ms) / 1000.0))::numeric, 1)::float8 END,
+       queued_ms, commit_ms
   FROM stream_batches";
 
 const RANGES: &str = "
@@ -193,6 +198,8 @@ pub async fn load(
                 commit_lag_s: r.get(16),
                 input_rate: r.get(17),
                 process_rate: r.get(18),
+                queued_ms: r.get(19),
+                commit_ms: r.get(20),
             }
         })
         .collect())

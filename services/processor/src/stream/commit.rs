@@ -3,12 +3,11 @@
 
 use std::time::Instant;
 
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use spine_core::backoff::Backoff;
 use tracing::{info, warn};
 
 use super::context::retry_backoff;
-use super::offsets::commit_to_kafka;
 use super::run::LoopState;
 use crate::batch::Batch;
 use crate::sink::{Committed, SinkError, WRITE_DEADLINE};
@@ -40,9 +39,9 @@ impl LoopState<'_> {
         let mut backoff = retry_backoff();
         loop {
             let (writer, batch) = (&self.writer, &self.batch);
-            let result = ctx.rt.block_on(async {
+            let result = self.write_rt.block_on(async {
                 let client = ctx
-                    .pool
+                    .write_pool
                     .get()
                     .await
                     .map_err(|e| SinkError::Unavailable(e.to_string()))?;
@@ -96,13 +95,9 @@ impl LoopState<'_> {
                 .with_label_values(&[&gap.partition.to_string()])
                 .inc();
         }
-        commit_to_kafka(
-            self.consumer,
-            &self.cfg.topic,
-            &self.positions,
-            CommitMode::Async,
-        );
-        let total = self.batch.fetch_time + committed.write_time;
+        self.kafka_behind = true;
+        self.copy_offsets_to_kafka(Instant::now());
+        let total = self.batch.fetch_time + committed.write_time + committed.commit_time;
         self.metrics.record(committed, total.as_secs_f64());
         self.publish_lag();
         info!(
@@ -117,6 +112,8 @@ impl LoopState<'_> {
             offsets = %format_ranges(&self.batch),
             fetch_ms = self.batch.fetch_time.as_millis() as u64,
             write_ms = committed.write_time.as_millis() as u64,
+            commit_ms = committed.commit_time.as_millis() as u64,
+            queued_ms = committed.queued.map(|q| q.as_millis() as u64),
             rows_per_sec = (committed.input_rows as f64 / total.as_secs_f64().max(1e-6)) as u64,
             "batch committed"
         );

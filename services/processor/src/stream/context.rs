@@ -91,6 +91,9 @@ impl Assignment {
 pub struct StreamContext {
     pub(super) rt: Handle,
     pub(super) pool: Pool,
+    /// The batches' own connections, made and driven on the stream thread's runtime (see
+    /// [`create_consumer_with_writer`]).
+    pub(super) write_pool: Pool,
     topic: String,
     consumer_group: String,
     on_data_loss: OnDataLoss,
@@ -382,27 +385,62 @@ pub(super) fn retry_backoff() -> Backoff {
 /// bigger than this still comes, alone).
 const FETCH_MAX_BYTES: usize = 8 * 1024 * 1024;
 
-/// librdkafka's pre-fetch, bounded so that a flood of big records cannot outgrow memory
-/// (its defaults queue 64 MiB and fetch 50 MB at a time): the local queue holds about one
-/// batch's worth (`MAX_BATCH_BYTES`, at least 1 MiB, in KiB), and a fetch at most
-/// [`FETCH_MAX_BYTES`]. The queue may be overshot by one partition's fetch (1 MiB, or one
-/// record when bigger).
-fn prefetch_settings(max_batch_bytes: usize) -> [(&'static str, String); 2] {
+/// The shortest a fetch may wait at the broker for records (`fetch.wait.max.ms`) when the
+/// trigger is shorter: a broker that holds a fetch until its wait is over (the local broker
+/// does) delays every record by up to this much, and a shorter wait costs a fetch request
+/// (and, with `TRIGGER_INTERVAL_MS=0`, a batch) more often.
+const FETCH_WAIT_MIN_MS: u128 = 30;
+
+/// librdkafka's default `fetch.wait.max.ms`, kept for triggers at least this long.
+const FETCH_WAIT_MAX_MS: u128 = 500;
+
+/// librdkafka's pre-fetch and fetch wait, unless `-X` sets them. The pre-fetch is bounded so
+/// that a flood of big records cannot outgrow memory (its defaults queue 64 MiB and fetch
+/// 50 MB at a time): the local queue holds about one batch's worth (`MAX_BATCH_BYTES`, at
+/// least 1 MiB, in KiB), and a fetch at most [`FETCH_MAX_BYTES`]. The queue may be overshot by
+/// one partition's fetch (1 MiB, or one record when bigger). Draining a backlog, that queue is
+/// what has the next batch's records at hand while one is written: a smaller one (4 MiB) made
+/// the drain half as fast again for no gain in peak memory (which the sink's statement chunks
+/// bound). A fetch waits at the broker no longer than the trigger (between
+/// [`FETCH_WAIT_MIN_MS`] and [`FETCH_WAIT_MAX_MS`]): a broker that holds a fetch for its whole
+/// wait would otherwise delay every record by up to that wait.
+fn consumer_settings(max_batch_bytes: usize, trigger: Duration) -> [(&'static str, String); 3] {
     let queue_kib = (max_batch_bytes / 1024).clamp(1024, 2_097_151);
+    let fetch_wait_ms = trigger
+        .as_millis()
+        .clamp(FETCH_WAIT_MIN_MS, FETCH_WAIT_MAX_MS);
     [
         ("queued.max.messages.kbytes", queue_kib.to_string()),
         ("fetch.max.bytes", FETCH_MAX_BYTES.to_string()),
+        ("fetch.wait.max.ms", fetch_wait_ms.to_string()),
     ]
 }
 
+/// The consumer, writing its batches through `pool` too (see [`create_consumer_with_writer`]).
 pub fn create_consumer(
     cfg: &LoopConfig,
     pool: Pool,
     shutdown: CancellationToken,
 ) -> anyhow::Result<BaseConsumer<StreamContext>> {
+    create_consumer_with_writer(cfg, pool.clone(), pool, shutdown)
+}
+
+/// The consumer. `pool` serves the rebalance callback, the stall checker and the heartbeat
+/// (on the caller's runtime); `write_pool` only the batch writes. Given a pool of its own, the
+/// stream thread makes its connections on a single-threaded runtime of its own and drives them
+/// itself while it waits for a batch's round trips: an answer from Postgres then wakes no other
+/// thread (with many small batches, as with `TRIGGER_INTERVAL_MS=0`, those wake-ups were a
+/// good part of the processor's CPU).
+pub fn create_consumer_with_writer(
+    cfg: &LoopConfig,
+    pool: Pool,
+    write_pool: Pool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BaseConsumer<StreamContext>> {
     let context = StreamContext {
         rt: Handle::current(),
         pool,
+        write_pool,
         topic: cfg.topic.clone(),
         consumer_group: cfg.consumer_group.clone(),
         on_data_loss: cfg.on_data_loss,
@@ -413,7 +451,7 @@ pub fn create_consumer(
         assigned: watch::Sender::new(Vec::new()),
     };
     let mut config = cfg.kafka_properties.client_config(); // -X, KAFKA_PROPERTIES
-    for (key, value) in prefetch_settings(cfg.max_batch_bytes) {
+    for (key, value) in consumer_settings(cfg.max_batch_bytes, cfg.trigger) {
         if config.get(key).is_none() {
             config.set(key, value); // unless -X sets them
         }
@@ -445,14 +483,31 @@ pub fn create_consumer(
 mod tests {
     use super::*;
 
+    fn setting(max_batch_bytes: usize, trigger_ms: u64, key: &str) -> String {
+        consumer_settings(max_batch_bytes, Duration::from_millis(trigger_ms))
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("{key} is not set"))
+    }
+
     #[test]
     fn the_prefetch_queue_holds_about_one_batch() {
-        let kib = |bytes: usize| prefetch_settings(bytes)[0].1.clone();
+        let kib = |bytes| setting(bytes, 5000, "queued.max.messages.kbytes");
         assert_eq!(kib(16 * 1024 * 1024), "16384");
         assert_eq!(kib(2048), "1024", "at least 1 MiB");
+        assert_eq!(setting(0, 5000, "fetch.max.bytes"), "8388608");
+    }
+
+    #[test]
+    fn a_fetch_waits_at_the_broker_no_longer_than_the_trigger() {
+        let wait = |trigger_ms| setting(16 << 20, trigger_ms, "fetch.wait.max.ms");
+        assert_eq!(wait(0), "30", "TRIGGER_INTERVAL_MS=0: the floor");
+        assert_eq!(wait(120), "120");
         assert_eq!(
-            prefetch_settings(0)[1],
-            ("fetch.max.bytes", "8388608".into())
+            wait(5000),
+            "500",
+            "the default trigger: librdkafka's default"
         );
     }
 

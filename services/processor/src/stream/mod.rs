@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use context::{create_consumer, StreamContext};
+pub use context::{create_consumer, create_consumer_with_writer, StreamContext};
 pub use run::run;
 
 use crate::config::CrashPoint;

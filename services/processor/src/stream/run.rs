@@ -47,6 +47,9 @@ pub(super) struct LoopState<'a> {
     range_rejoin: Option<u64>,
     /// Writes each batch; owns the test hooks (see [`crate::faults`]).
     pub writer: Writer,
+    /// Where the batch writes run: this thread's own runtime, which drives their connections
+    /// only while a write waits for them (see [`super::create_consumer_with_writer`]).
+    pub write_rt: tokio::runtime::Runtime,
     /// When the next trigger fires.
     next_trigger: Instant,
     /// Whether the last poll found nothing already fetched.
@@ -66,11 +69,20 @@ pub(super) struct LoopState<'a> {
     pub input_rate: InputRate,
     /// When the lag gauges were last refreshed.
     lag_published_at: Instant,
+    /// When the stored offsets were last copied to Kafka (for tools), and whether a batch
+    /// committed since.
+    kafka_committed_at: Instant,
+    pub kafka_behind: bool,
     pub summary: Summary,
 }
 
 /// How often the lag gauges follow the partitions' ends between batches.
 const PUBLISH_LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// How often, at most, the stored offsets are copied to Kafka (for tools that show a group's
+/// lag): an offset commit per batch costs the broker a write, and with `TRIGGER_INTERVAL_MS=0`
+/// batches come many times a second.
+const COPY_TO_KAFKA_EVERY: Duration = Duration::from_secs(1);
 
 /// The loop: poll, cut a batch on the trigger (or when it is full), write it, repeat, until
 /// shutdown (or, with `available_now`, until the topic's end as seen at start is written).
@@ -127,6 +139,10 @@ fn run_loop(
         range_rejoin: None,
         writer: Writer::new(&cfg.consumer_group, &cfg.topic)
             .with_faults(FaultPoints::new(cfg.crash_at)),
+        write_rt: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the stream thread's runtime")?,
         next_trigger: now + cfg.trigger,
         drained: false,
         targets,
@@ -136,6 +152,8 @@ fn run_loop(
         stall,
         input_rate: InputRate::default(),
         lag_published_at: now,
+        kafka_committed_at: now,
+        kafka_behind: false,
         summary: Summary::default(),
     };
     readiness.set(true);
@@ -177,6 +195,7 @@ fn run_loop(
         if now.duration_since(s.lag_published_at) >= PUBLISH_LAG_EVERY {
             s.publish_lag();
         }
+        s.copy_offsets_to_kafka(now);
         if let Err(e) = s.poll(now, due) {
             readiness.set(false);
             return Err(e);
@@ -281,6 +300,21 @@ impl LoopState<'_> {
             self.rejoin()?;
         }
         Ok(())
+    }
+
+    /// Copies the positions to Kafka (asynchronously) when a batch committed since the last
+    /// copy and [`COPY_TO_KAFKA_EVERY`] has passed.
+    pub fn copy_offsets_to_kafka(&mut self, now: Instant) {
+        if self.kafka_behind && now.duration_since(self.kafka_committed_at) >= COPY_TO_KAFKA_EVERY {
+            commit_to_kafka(
+                self.consumer,
+                &self.cfg.topic,
+                &self.positions,
+                CommitMode::Async,
+            );
+            self.kafka_committed_at = now;
+            self.kafka_behind = false;
+        }
     }
 
     /// Sets `spine_processor_lag_records` of every owned partition: its end as last seen minus
