@@ -1,0 +1,207 @@
+//! What every step shares: the release binaries, starting them with a clean environment,
+//! timing them, `wrk`, and percentiles.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::procstat;
+
+/// The partitions of every topic the bench writes (the producer's default).
+pub const PARTITIONS: i32 = 3;
+
+/// The directory of the release binaries: the one this binary runs from.
+pub fn bins() -> PathBuf {
+    std::env::current_exe()
+        .expect("own path")
+        .parent()
+        .expect("bin dir")
+        .to_path_buf()
+}
+
+/// The environment every spine binary gets: the broker, the topic, a metrics port of its own,
+/// quiet logs, and `extra`.
+pub fn spine_env(broker: &str, topic: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("KAFKA_BOOTSTRAP".to_owned(), broker.to_owned()),
+        ("TOPIC".to_owned(), topic.to_owned()),
+        ("METRICS_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("RUST_LOG".to_owned(), "warn".to_owned()),
+    ];
+    v.extend(extra.iter().map(|(k, val)| ((*k).to_owned(), val.clone())));
+    v
+}
+
+/// A command for `bin` with only `PATH` and `env` in its environment.
+pub fn command(bin: &Path, env: &[(String, String)]) -> Command {
+    let mut c = Command::new(bin);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+/// A finished run: how long it took, the CPU-seconds it used (with its children), and its
+/// peak resident set in MiB.
+pub struct Run {
+    pub took: Duration,
+    pub cpu: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Runs `cmd` to its end (it must succeed), sampling its peak RSS meanwhile.
+pub fn run_to_end(mut cmd: Command, what: &str) -> Run {
+    let cpu_before = procstat::own_cpu_with_children();
+    let started = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let rss = procstat::watch_peak_rss(child.id());
+    let out = child.wait_with_output().expect("wait");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The child was waited for: its CPU is now in our children's counters.
+    Run {
+        took,
+        cpu: procstat::own_cpu_with_children() - cpu_before,
+        peak_rss_mib: rss.join().unwrap_or(0.0),
+    }
+}
+
+/// Stops a child with SIGTERM (a clean shutdown) and reaps it.
+pub fn stop(mut c: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status();
+    let _ = c.wait();
+}
+
+/// A child stopped (SIGTERM) and reaped when dropped, so a failed step leaves nothing behind.
+pub struct Service(Option<Child>);
+
+impl Service {
+    pub fn spawn(mut cmd: Command, what: &str) -> Service {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        Service(Some(child))
+    }
+
+    /// Stops it now; its CPU then counts among this process's reaped children.
+    pub fn stop(mut self) {
+        if let Some(c) = self.0.take() {
+            stop(c);
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            stop(c);
+        }
+    }
+}
+
+/// Starts `spine-api` on a free port and waits until it is ready; returns it and its base URL.
+pub fn start_api(bins: &Path, env: &[(String, String)]) -> (Service, String) {
+    let port = spine_testkit::free_port();
+    let mut env = env.to_vec();
+    env.push(("API_ADDR".to_owned(), format!("127.0.0.1:{port}")));
+    let api = Service::spawn(command(&bins.join("spine-api"), &env), "spine-api");
+    let base = format!("http://127.0.0.1:{port}");
+    assert!(
+        spine_testkit::wait_for_port(port, Duration::from_secs(30)),
+        "spine-api did not listen on {port}"
+    );
+    (api, base)
+}
+
+/// What `wrk --latency` reported.
+#[derive(Debug, PartialEq)]
+pub struct Wrk {
+    pub rps: f64,
+    pub p50: String,
+    pub p99: String,
+    pub non2xx: Option<String>,
+}
+
+/// Reads `wrk --latency`'s report.
+pub fn parse_wrk(text: &str) -> Wrk {
+    let find = |prefix: &str| -> String {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string()
+    };
+    Wrk {
+        rps: find("Requests/sec:").parse().unwrap_or(0.0),
+        p50: find("50%"),
+        p99: find("99%"),
+        non2xx: text
+            .lines()
+            .find(|l| l.contains("Non-2xx"))
+            .map(|l| l.trim().to_owned()),
+    }
+}
+
+/// `wrk -t2 -c32` on `url` for `seconds`. Answers other than 2xx (the API sheds load beyond
+/// its 16 database requests in flight with a 503) are counted in `non2xx`.
+pub fn wrk(url: &str, seconds: u32) -> Wrk {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c32", &format!("-d{seconds}s"), "--latency", url])
+        .output()
+        .expect("wrk (scripts/setup.sh apt installs it)");
+    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+}
+
+impl Wrk {
+    /// How many answers were not 2xx, e.g. `  (12 non-2xx: shed)`, or nothing.
+    pub fn non2xx_note(&self) -> String {
+        self.non2xx
+            .as_deref()
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|n| format!("   ({n} answers not 2xx: shed with 503)"))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_reports_are_read() {
+        let text = "Running 10s test @ http://127.0.0.1:1/stats
+  2 threads and 32 connections
+  Latency Distribution
+     50%    1.10ms
+     75%    1.50ms
+     90%    2.00ms
+     99%    4.50ms
+  273000 requests in 10.00s, 100.00MB read
+  Non-2xx or 3xx responses: 12
+Requests/sec:  27300.12
+";
+        let w = parse_wrk(text);
+        assert_eq!(w.p50, "1.10ms");
+        assert_eq!(w.p99, "4.50ms");
+        assert!((w.rps - 27300.12).abs() < 1e-6);
+        assert_eq!(w.non2xx.as_deref(), Some("Non-2xx or 3xx responses: 12"));
+        assert_eq!(w.non2xx_note(), "   (12 answers not 2xx: shed with 503)");
+        assert_eq!(parse_wrk("").non2xx_note(), "");
+        assert_eq!(parse_wrk("").p99, "?");
+    }
+}
