@@ -98,6 +98,10 @@ impl Service {
         Service(Some(child))
     }
 
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
     /// Stops it now; its CPU then counts among this process's reaped children.
     pub fn stop(mut self) {
         if let Some(c) = self.0.take() {
@@ -178,9 +182,50 @@ impl Wrk {
     }
 }
 
+/// The `q`-quantile (0 to 1) of `values` by the nearest-rank method: the smallest value with
+/// at least `q` of them at or below it. `None` for no values.
+pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = (q * v.len() as f64).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
+}
+
+/// `p50 a  p95 b  p99 c` (with `unit`), or `n/a`.
+pub fn p50_95_99(values: &[f64], unit: &str) -> String {
+    match (
+        quantile(values, 0.50),
+        quantile(values, 0.95),
+        quantile(values, 0.99),
+    ) {
+        (Some(a), Some(b), Some(c)) => {
+            format!("p50 {a:>7.1} {unit}   p95 {b:>7.1} {unit}   p99 {c:>7.1} {unit}")
+        }
+        _ => "n/a".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), Some(50.0));
+        assert_eq!(quantile(&v, 0.95), Some(95.0));
+        assert_eq!(quantile(&v, 0.99), Some(99.0));
+        assert_eq!(quantile(&v, 1.0), Some(100.0));
+        assert_eq!(quantile(&v, 0.0), Some(1.0));
+        assert_eq!(quantile(&[7.0], 0.99), Some(7.0));
+        assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.5), Some(2.0));
+        assert_eq!(quantile(&[], 0.5), None);
+        assert_eq!(quantile(&[f64::NAN], 0.5), None);
+        assert_eq!(p50_95_99(&[], "ms"), "n/a");
+    }
 
     #[test]
     fn wrk_reports_are_read() {
@@ -202,6 +247,5 @@ Requests/sec:  27300.12
         assert_eq!(w.non2xx.as_deref(), Some("Non-2xx or 3xx responses: 12"));
         assert_eq!(w.non2xx_note(), "   (12 answers not 2xx: shed with 503)");
         assert_eq!(parse_wrk("").non2xx_note(), "");
-        assert_eq!(parse_wrk("").p99, "?");
     }
 }

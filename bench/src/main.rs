@@ -7,6 +7,8 @@
 //!   processor and of Postgres, the CPU above a bare consumer, peak RSS, Postgres' work by
 //!   statement; beside it, the seed's kind of processor (Python).
 //! - `api` (4): the API under `wrk` while ingesting, on the drained database (runs the drain).
+//! - `freshness` (5): produce -> visible in `/orders` of a marker every 200 ms at 2,000 events/s
+//!   with `TRIGGER_INTERVAL_MS=0`: p50/p95/p99, and where the time went in the markers' batches.
 //! - `stream`: `/stream` subscribers (bench/src/stream.rs, issue 13).
 //!
 //! `abuse` (the API abuse run) is scripts/bench.sh's; this binary accepts the name and skips it.
@@ -16,6 +18,7 @@
 
 mod api_load;
 mod drain;
+mod freshness;
 mod harness;
 mod pgstat;
 mod procstat;
@@ -27,31 +30,34 @@ use spine_testkit::{postgres, PgServer, TestDb};
 pub enum Step {
     Drain,
     Api,
+    Freshness,
     Stream,
     /// scripts/bench.sh's API abuse run: not this binary's.
     Abuse,
 }
 
 impl Step {
-    const ALL: [(&'static str, Step); 4] = [
+    const ALL: [(&'static str, Step); 5] = [
         ("drain", Step::Drain),
         ("api", Step::Api),
+        ("freshness", Step::Freshness),
         ("stream", Step::Stream),
         ("abuse", Step::Abuse),
     ];
 }
 
-/// The command line: `[--events N] [--only STEP,STEP...] [--skip-api]`.
+/// The command line: `[--events N] [--markers N] [--only STEP,STEP...] [--skip-api]`.
 #[derive(Debug, PartialEq)]
 pub struct Args {
     pub events: i64,
+    pub markers: usize,
     pub only: Vec<Step>,
 }
 
 fn usage() -> String {
     let names: Vec<&str> = Step::ALL.iter().map(|(n, _)| *n).collect();
     format!(
-        "usage: spine-bench [--events N] [--only STEP[,STEP...]] [--skip-api]\n  steps: {}",
+        "usage: spine-bench [--events N] [--markers N] [--only STEP[,STEP...]] [--skip-api]\n  steps: {}",
         names.join(", ")
     )
 }
@@ -59,6 +65,7 @@ fn usage() -> String {
 /// Reads the command line (without the program name).
 pub fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut events = 1_000_000i64;
+    let mut markers = 120usize;
     let mut only: Option<Vec<Step>> = None;
     let mut skip_api = false;
     let mut it = args.iter();
@@ -79,6 +86,13 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
                 events =
                     v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
                         format!("--events: expected a whole number ≥ 1, got {v:?}")
+                    })?;
+            }
+            "--markers" => {
+                let v = value("--markers")?;
+                markers =
+                    v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        format!("--markers: expected a whole number ≥ 1, got {v:?}")
                     })?;
             }
             "--only" => {
@@ -106,7 +120,11 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
     if skip_api {
         only.retain(|s| *s != Step::Api);
     }
-    Ok(Args { events, only })
+    Ok(Args {
+        events,
+        markers,
+        only,
+    })
 }
 
 /// What every step shares.
@@ -171,6 +189,9 @@ async fn main() {
             api_load::run(&drained).await;
         }
     }
+    if has(Step::Freshness) {
+        freshness::run(&bench, args.markers).await;
+    }
     if has(Step::Stream) {
         // issue 13's `/stream` subscribers hook in here: `mod stream;` above and one call,
         // e.g. `stream::run(&bench).await;` (bench/src/stream.rs).
@@ -190,14 +211,16 @@ mod tests {
     fn every_step_runs_by_default() {
         let a = args(&[]).expect("no arguments are fine");
         assert_eq!(a.events, 1_000_000);
+        assert_eq!(a.markers, 120);
         assert_eq!(a.only.len(), Step::ALL.len());
     }
 
     #[test]
     fn only_selects_steps_and_skip_api_removes_one() {
-        let a = args(&["--only", "api,drain", "--events=2000"]).expect("valid");
+        let a = args(&["--only", "api,drain", "--events=2000", "--markers", "7"]).expect("valid");
         assert_eq!(a.only, vec![Step::Api, Step::Drain]);
         assert_eq!(a.events, 2000);
+        assert_eq!(a.markers, 7);
         let a = args(&["--only=drain,api", "--skip-api"]).expect("valid");
         assert_eq!(a.only, vec![Step::Drain]);
         let a = args(&["--skip-api"]).expect("valid");
