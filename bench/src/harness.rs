@@ -136,6 +136,7 @@ pub fn start_api(bins: &Path, env: &[(String, String)]) -> (Service, String) {
 #[derive(Debug, PartialEq)]
 pub struct Wrk {
     pub rps: f64,
+    pub requests: u64,
     pub p50: String,
     pub p99: String,
     pub non2xx: Option<String>,
@@ -152,6 +153,11 @@ pub fn parse_wrk(text: &str) -> Wrk {
     };
     Wrk {
         rps: find("Requests/sec:").parse().unwrap_or(0.0),
+        requests: text
+            .lines()
+            .find(|l| l.contains(" requests in "))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0),
         p50: find("50%"),
         p99: find("99%"),
         non2xx: text
@@ -172,12 +178,20 @@ pub fn wrk(url: &str, seconds: u32) -> Wrk {
 }
 
 impl Wrk {
-    /// How many answers were not 2xx, e.g. `  (12 non-2xx: shed)`, or nothing.
+    /// How many answers were not 2xx.
+    pub fn non2xx_count(&self) -> Option<u64> {
+        self.non2xx.as_deref()?.rsplit(' ').next()?.parse().ok()
+    }
+
+    /// `   (12 of 3400 answers not 2xx: shed with 503)`, or nothing.
     pub fn non2xx_note(&self) -> String {
-        self.non2xx
-            .as_deref()
-            .and_then(|l| l.rsplit(' ').next())
-            .map(|n| format!("   ({n} answers not 2xx: shed with 503)"))
+        self.non2xx_count()
+            .map(|n| {
+                format!(
+                    "   ({n} of {} answers not 2xx: shed with 503)",
+                    self.requests
+                )
+            })
             .unwrap_or_default()
     }
 }
@@ -245,7 +259,12 @@ Requests/sec:  27300.12
         assert_eq!(w.p99, "4.50ms");
         assert!((w.rps - 27300.12).abs() < 1e-6);
         assert_eq!(w.non2xx.as_deref(), Some("Non-2xx or 3xx responses: 12"));
-        assert_eq!(w.non2xx_note(), "   (12 answers not 2xx: shed with 503)");
+        assert_eq!(w.requests, 273000);
+        assert_eq!(w.non2xx_count(), Some(12));
+        assert_eq!(
+            w.non2xx_note(),
+            "   (12 of 273000 answers not 2xx: shed with 503)"
+        );
         assert_eq!(parse_wrk("").non2xx_note(), "");
     }
 }

@@ -9,6 +9,8 @@
 //! - `api` (4): the API under `wrk` while ingesting, on the drained database (runs the drain).
 //! - `freshness` (5): produce -> visible in `/orders` of a marker every 200 ms at 2,000 events/s
 //!   with `TRIGGER_INTERVAL_MS=0`: p50/p95/p99, and where the time went in the markers' batches.
+//! - `growth` (6): processor and Postgres CPU per event, `/orders` and `/stats` p99, with
+//!   `current_orders` at 10^4, 10^5 and 10^6 orders, and the ratio largest/smallest.
 //! - `stream`: `/stream` subscribers (bench/src/stream.rs, issue 13).
 //!
 //! `abuse` (the API abuse run) is scripts/bench.sh's; this binary accepts the name and skips it.
@@ -19,6 +21,7 @@
 mod api_load;
 mod drain;
 mod freshness;
+mod growth;
 mod harness;
 mod pgstat;
 mod procstat;
@@ -31,33 +34,36 @@ pub enum Step {
     Drain,
     Api,
     Freshness,
+    Growth,
     Stream,
     /// scripts/bench.sh's API abuse run: not this binary's.
     Abuse,
 }
 
 impl Step {
-    const ALL: [(&'static str, Step); 5] = [
+    const ALL: [(&'static str, Step); 6] = [
         ("drain", Step::Drain),
         ("api", Step::Api),
         ("freshness", Step::Freshness),
+        ("growth", Step::Growth),
         ("stream", Step::Stream),
         ("abuse", Step::Abuse),
     ];
 }
 
-/// The command line: `[--events N] [--markers N] [--only STEP,STEP...] [--skip-api]`.
+/// The command line: `[--events N] [--markers N] [--growth-sizes N,N...] [--only STEP,STEP...] [--skip-api]`.
 #[derive(Debug, PartialEq)]
 pub struct Args {
     pub events: i64,
     pub markers: usize,
+    pub growth_sizes: Vec<i64>,
     pub only: Vec<Step>,
 }
 
 fn usage() -> String {
     let names: Vec<&str> = Step::ALL.iter().map(|(n, _)| *n).collect();
     format!(
-        "usage: spine-bench [--events N] [--markers N] [--only STEP[,STEP...]] [--skip-api]\n  steps: {}",
+        "usage: spine-bench [--events N] [--markers N] [--growth-sizes N,N...] [--only STEP[,STEP...]] [--skip-api]\n  steps: {}",
         names.join(", ")
     )
 }
@@ -66,6 +72,7 @@ fn usage() -> String {
 pub fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut events = 1_000_000i64;
     let mut markers = 120usize;
+    let mut growth_sizes = vec![10_000i64, 100_000, 1_000_000];
     let mut only: Option<Vec<Step>> = None;
     let mut skip_api = false;
     let mut it = args.iter();
@@ -93,6 +100,17 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
                 markers =
                     v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
                         format!("--markers: expected a whole number ≥ 1, got {v:?}")
+                    })?;
+            }
+            "--growth-sizes" => {
+                let v = value("--growth-sizes")?;
+                growth_sizes = v
+                    .split(',')
+                    .map(|n| n.trim().parse::<i64>().ok().filter(|n| *n >= 1))
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|sizes| !sizes.is_empty())
+                    .ok_or_else(|| {
+                        format!("--growth-sizes: expected whole numbers ≥ 1 separated by commas, got {v:?}")
                     })?;
             }
             "--only" => {
@@ -123,6 +141,7 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
     Ok(Args {
         events,
         markers,
+        growth_sizes,
         only,
     })
 }
@@ -192,6 +211,9 @@ async fn main() {
     if has(Step::Freshness) {
         freshness::run(&bench, args.markers).await;
     }
+    if has(Step::Growth) {
+        growth::run(&bench, &args.growth_sizes).await;
+    }
     if has(Step::Stream) {
         // issue 13's `/stream` subscribers hook in here: `mod stream;` above and one call,
         // e.g. `stream::run(&bench).await;` (bench/src/stream.rs).
@@ -221,6 +243,8 @@ mod tests {
         assert_eq!(a.only, vec![Step::Api, Step::Drain]);
         assert_eq!(a.events, 2000);
         assert_eq!(a.markers, 7);
+        let a = args(&["--growth-sizes", "100,1000"]).expect("valid");
+        assert_eq!(a.growth_sizes, [100, 1000]);
         let a = args(&["--only=drain,api", "--skip-api"]).expect("valid");
         assert_eq!(a.only, vec![Step::Drain]);
         let a = args(&["--skip-api"]).expect("valid");
@@ -243,6 +267,9 @@ mod tests {
         assert!(args(&["--events", "0"])
             .expect_err("zero")
             .contains("--events"));
+        assert!(args(&["--growth-sizes", "10,x"])
+            .expect_err("bad")
+            .contains("--growth-sizes"));
         assert!(args(&["--bogus"])
             .expect_err("unknown")
             .contains("\"--bogus\""));
