@@ -154,11 +154,8 @@ async fn measure(bench: &Bench, db: &TestDb, orders: i64) -> Row {
     let mut notes = Vec::new();
     let mut p99 = |path: &str| {
         let w = wrk(&format!("{base}{path}"), WRK_SECONDS);
-        if let Some(n) = &w.non2xx {
-            notes.push(format!(
-                "{path}: {}",
-                n.trim_start_matches("Non-2xx or 3xx ")
-            ));
+        if let Some(n) = w.non2xx_count() {
+            notes.push(format!("{path}: {n} of {} shed with 503", w.requests));
         }
         wrk_ms(&w.p99)
     };
