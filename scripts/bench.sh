@@ -47,8 +47,11 @@ api_abuse() {
     "$bin/spine-processor" >"$dir/processor.log" 2>&1 &
   local processor=$!
   ABUSE_PIDS+=("$processor")
+  # Every migration, not just the first few: spine-api is not ready until the schema is current.
+  local newest
+  newest=$(find services/core/migrations -name 'V*__*.sql' | sed -E 's|.*/V([0-9]+)__.*|\1|' | sort -n | tail -1)
   for _ in $(seq 300); do
-    [ "$("${psql[@]}" -d platform -c "SELECT max(version) >= 3 FROM refinery_schema_history" 2>/dev/null)" = t ] && break
+    [ "$("${psql[@]}" -d platform -c "SELECT max(version) >= $newest FROM refinery_schema_history" 2>/dev/null)" = t ] && break
     sleep 0.1
   done
   kill "$processor"; wait "$processor" 2>/dev/null || true

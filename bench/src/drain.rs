@@ -113,6 +113,7 @@ pub async fn run(bench: &Bench) -> Drained {
     pgstat::settle(&client).await;
     let pg_cpu = procstat::postgres_cpu(postmaster) - pg_before;
     let tansu_cpu = procstat::cpu_seconds(tansu().pid, false) - tansu_before;
+    let statements = pgstat::snapshot(&client).await;
     let count = |sql: &'static str| {
         let client = &client;
         async move {
@@ -147,7 +148,7 @@ pub async fn run(bench: &Bench) -> Drained {
         "   peak RSS: processor {:.0} MiB, bare consumer {:.0} MiB",
         run.peak_rss_mib, bare.peak_rss_mib
     );
-    pgstat::print_top(&client, events, "   ").await;
+    statements.print(events, "   ");
 
     python_baseline(bench, &broker, &topic, &db, &client, postmaster).await;
     Drained {

@@ -91,10 +91,19 @@ async fn poll(url: String, seen: Arc<Mutex<Seen>>, stop: Arc<std::sync::atomic::
 }
 
 /// Every numeric per-batch duration (columns ending in `_ms`, plus `commit_lag_ms`
-/// computed as `/batches` computes `commit_lag_s`) of the batches in `rows`, by name.
-/// Columns added later (migration V10's broker-to-write, write and commit times) appear here
-/// by their names without a change to this code.
-fn durations(rows: &[serde_json::Value]) -> BTreeMap<String, Vec<f64>> {
+/// computed as `/batches` computes `commit_lag_s`) of the batches in `rows`, with what each
+/// means, in the order a batch spends them; columns this list does not know follow by name.
+/// Columns added later appear without a change to this code; `NULL`s are left out (V10's
+/// `commit_ms` is filled in by the writer's next batch).
+fn durations(rows: &[serde_json::Value]) -> Vec<(String, Vec<f64>)> {
+    const KNOWN: [(&str, &str); 6] = [
+        ("queued_ms", "broker timestamp -> write start"),
+        ("fetch_ms", "polling and parsing"),
+        ("write_ms", "the write, before COMMIT"),
+        ("commit_ms", "the COMMIT"),
+        ("total_ms", "fetch + write"),
+        ("commit_lag_ms", "broker timestamp -> committed"),
+    ];
     let mut by_name: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for row in rows {
         let Some(obj) = row.as_object() else { continue };
@@ -104,7 +113,14 @@ fn durations(rows: &[serde_json::Value]) -> BTreeMap<String, Vec<f64>> {
             }
         }
     }
-    by_name
+    let mut out = Vec::new();
+    for (name, meaning) in KNOWN {
+        if let Some(values) = by_name.remove(name) {
+            out.push((format!("{name} ({meaning})"), values));
+        }
+    }
+    out.extend(by_name);
+    out
 }
 
 /// How many batches are committed, and how many records they read.
@@ -223,6 +239,7 @@ pub async fn run(bench: &Bench, markers: usize) {
     let _ = poller.await;
     let cpu = procstat::cpu_seconds(processor.pid(), false) - cpu_before;
     let pg_cpu = procstat::postgres_cpu(postmaster) - pg_before;
+    let statements = pgstat::snapshot(&client).await;
     let (_, rows_after) = batch_totals(&client).await;
     let rows = (rows_after - rows_before).max(1);
 
@@ -285,14 +302,14 @@ pub async fn run(bench: &Bench, markers: usize) {
         quantile(&input_rows, 0.5).unwrap_or(f64::NAN)
     );
     for (name, values) in durations(&batch_rows) {
-        println!("     {name:<24} {}", p50_95_99(&values, "ms"));
+        println!("     {name:<46} {}", p50_95_99(&values, "ms"));
     }
     println!(
         "   meanwhile: {rows} records, CPU-seconds per million events: processor {:.2}, Postgres server {:.2} (with the poller's queries)",
         cpu * 1_000_000.0 / rows as f64,
         pg_cpu * 1_000_000.0 / rows as f64
     );
-    pgstat::print_top(&client, rows, "   ").await;
+    statements.print(rows, "   ");
 
     producer.stop();
     processor.stop();
@@ -325,9 +342,18 @@ mod tests {
             serde_json::json!({"batch_id": 2, "fetch_ms": 2.5, "write_ms": 5.0, "commit_lag_ms": 60.0, "wait_ms": 7}),
         ];
         let d = durations(&rows);
-        assert_eq!(d["fetch_ms"], [1.5, 2.5]);
-        assert_eq!(d["commit_lag_ms"], [40.0, 60.0]);
-        assert_eq!(d["wait_ms"], [7.0]);
-        assert!(!d.contains_key("total_ms") && !d.contains_key("batch_id"));
+        let names: Vec<&str> = d.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "fetch_ms (polling and parsing)",
+                "write_ms (the write, before COMMIT)",
+                "commit_lag_ms (broker timestamp -> committed)",
+                "wait_ms"
+            ]
+        );
+        assert_eq!(d[0].1, [1.5, 2.5]);
+        assert_eq!(d[2].1, [40.0, 60.0]);
+        assert_eq!(d[3].1, [7.0]);
     }
 }

@@ -129,15 +129,37 @@ pub struct Statement {
     pub rows: i64,
 }
 
-/// The statements run in this database since [`reset`], by total execution time.
-pub async fn top(client: &tokio_postgres::Client, n: i64) -> Vec<Statement> {
-    client
+/// What `pg_stat_statements` counted in one database since [`reset`]: every statement's total
+/// execution time, and the top ones. The bench's own reads of the view are left out.
+pub struct Snapshot {
+    pub total_ms: f64,
+    pub top: Vec<Statement>,
+}
+
+const OWN_DATABASE: &str = "dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND query NOT LIKE '%pg_stat_statements%'";
+
+/// Reads the statements run in this database since [`reset`]; take it before the bench's own
+/// queries (counts, checks) so that they are not counted.
+pub async fn snapshot(client: &tokio_postgres::Client) -> Snapshot {
+    let total_ms: f64 = client
+        .query_one(
+            &format!(
+                "SELECT coalesce(sum(total_exec_time), 0)::float8 FROM pg_stat_statements
+                  WHERE {OWN_DATABASE}"
+            ),
+            &[],
+        )
+        .await
+        .expect("reading pg_stat_statements")
+        .get(0);
+    let top = client
         .query(
-            "SELECT query, calls, total_exec_time, rows
-               FROM pg_stat_statements
-              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-              ORDER BY total_exec_time DESC LIMIT $1",
-            &[&n],
+            &format!(
+                "SELECT query, calls, total_exec_time, rows FROM pg_stat_statements
+                  WHERE {OWN_DATABASE} ORDER BY total_exec_time DESC LIMIT 8"
+            ),
+            &[],
         )
         .await
         .expect("reading pg_stat_statements")
@@ -148,20 +170,8 @@ pub async fn top(client: &tokio_postgres::Client, n: i64) -> Vec<Statement> {
             total_ms: r.get(2),
             rows: r.get(3),
         })
-        .collect()
-}
-
-/// The total execution time of every statement in this database since [`reset`], in ms.
-pub async fn total_ms(client: &tokio_postgres::Client) -> f64 {
-    client
-        .query_one(
-            "SELECT coalesce(sum(total_exec_time), 0)::float8 FROM pg_stat_statements
-              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            &[],
-        )
-        .await
-        .expect("reading pg_stat_statements")
-        .get(0)
+        .collect();
+    Snapshot { total_ms, top }
 }
 
 /// A statement on one line, whitespace squeezed, cut to `max` characters (`…` marks the cut).
@@ -174,23 +184,24 @@ pub fn shorten(query: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
-/// Prints the top statements as seconds of execution per million events.
-pub async fn print_top(client: &tokio_postgres::Client, events: i64, indent: &str) {
-    let per_million = 1_000_000.0 / events as f64;
-    let total = total_ms(client).await;
-    println!(
-        "{indent}Postgres execution time by statement (pg_stat_statements), s per million events; all statements {:.2}:",
-        total / 1000.0 * per_million
-    );
-    for s in top(client, 8).await {
+impl Snapshot {
+    /// Prints the top statements as seconds of execution per million events.
+    pub fn print(&self, events: i64, indent: &str) {
+        let per_million = 1_000_000.0 / events.max(1) as f64;
         println!(
-            "{indent}  {:>6.2} s {:>5.1}%  {:>9} calls {:>10} rows  {}",
-            s.total_ms / 1000.0 * per_million,
-            100.0 * s.total_ms / total.max(f64::MIN_POSITIVE),
-            s.calls,
-            s.rows,
-            shorten(&s.query, 90)
+            "{indent}Postgres execution time by statement (pg_stat_statements), s per million events; all statements {:.2}:",
+            self.total_ms / 1000.0 * per_million
         );
+        for s in &self.top {
+            println!(
+                "{indent}  {:>6.2} s {:>5.1}%  {:>9} calls {:>10} rows  {}",
+                s.total_ms / 1000.0 * per_million,
+                100.0 * s.total_ms / self.total_ms.max(f64::MIN_POSITIVE),
+                s.calls,
+                s.rows,
+                shorten(&s.query, 90)
+            );
+        }
     }
 }
 
