@@ -89,10 +89,15 @@ pub fn stop(mut c: Child) {
 pub struct Service(Option<Child>);
 
 impl Service {
-    pub fn spawn(mut cmd: Command, what: &str) -> Service {
+    pub fn spawn(cmd: Command, what: &str) -> Service {
+        Service::spawn_logging(cmd, what, Stdio::null())
+    }
+
+    /// Started with its stderr (the log) going to `log`.
+    pub fn spawn_logging(mut cmd: Command, what: &str, log: impl Into<Stdio>) -> Service {
         let child = cmd
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         Service(Some(child))
@@ -120,16 +125,44 @@ impl Drop for Service {
 
 /// Starts `spine-api` on a free port and waits until it is ready; returns it and its base URL.
 pub fn start_api(bins: &Path, env: &[(String, String)]) -> (Service, String) {
+    start_api_logging(bins, env, None)
+}
+
+/// [`start_api`], with its access log (JSON lines) written to `log` when given.
+pub fn start_api_logging(
+    bins: &Path,
+    env: &[(String, String)],
+    log: Option<&Path>,
+) -> (Service, String) {
     let port = spine_testkit::free_port();
     let mut env = env.to_vec();
     env.push(("API_ADDR".to_owned(), format!("127.0.0.1:{port}")));
-    let api = Service::spawn(command(&bins.join("spine-api"), &env), "spine-api");
+    let mut cmd = command(&bins.join("spine-api"), &env);
+    let api = match log {
+        Some(path) => {
+            cmd.env("LOG_FORMAT", "json").env("RUST_LOG", "info");
+            let file = std::fs::File::create(path)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+            Service::spawn_logging(cmd, "spine-api", file)
+        }
+        None => Service::spawn(cmd, "spine-api"),
+    };
     let base = format!("http://127.0.0.1:{port}");
     assert!(
         spine_testkit::wait_for_port(port, Duration::from_secs(30)),
         "spine-api did not listen on {port}"
     );
     (api, base)
+}
+
+/// The `latency_ms` of the access-log lines (`LOG_FORMAT=json`) of requests to `path` answered
+/// with `status`: the server's own time, without the client's queueing.
+pub fn server_latencies(log: &str, path: &str, status: u64) -> Vec<f64> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "request" && v["status"] == status && v["span"]["path"] == path)
+        .filter_map(|v| v["latency_ms"].as_f64())
+        .collect()
 }
 
 /// What `wrk --latency` reported.
@@ -239,6 +272,20 @@ mod tests {
         assert_eq!(quantile(&[], 0.5), None);
         assert_eq!(quantile(&[f64::NAN], 0.5), None);
         assert_eq!(p50_95_99(&[], "ms"), "n/a");
+    }
+
+    #[test]
+    fn access_log_latencies_are_picked_by_path_and_status() {
+        let log = r#"{"timestamp":"t","level":"INFO","message":"request","status":200,"latency_ms":1.5,"span":{"method":"GET","path":"/orders","name":"http"}}
+{"timestamp":"t","level":"INFO","message":"request","status":503,"latency_ms":0.02,"span":{"method":"GET","path":"/orders","name":"http"}}
+{"timestamp":"t","level":"INFO","message":"request","status":200,"latency_ms":0.7,"span":{"method":"GET","path":"/stats","name":"http"}}
+{"timestamp":"t","level":"INFO","message":"listening","status":200}
+not json
+{"timestamp":"t","level":"INFO","message":"request","status":200,"latency_ms":2.25,"span":{"method":"GET","path":"/orders","name":"http"}}"#;
+        assert_eq!(server_latencies(log, "/orders", 200), [1.5, 2.25]);
+        assert_eq!(server_latencies(log, "/orders", 503), [0.02]);
+        assert_eq!(server_latencies(log, "/stats", 200), [0.7]);
+        assert!(server_latencies("", "/stats", 200).is_empty());
     }
 
     #[test]
