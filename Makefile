@@ -52,7 +52,7 @@ test: setup lint ## Every test: fmt, clippy, unit, Postgres/broker integration, 
 	cargo test --workspace --locked --no-fail-fast
 	$(MAKE) --no-print-directory deploy-check
 
-bench: ## Measure: processor catch-up of 1M events (CPU per million), broker ceiling, API under load
+bench: ## Measure: backlog drain (CPU per million events, peak RSS, Postgres by statement), freshness, growth, API under load
 	scripts/bench.sh
 
 clean: ## Remove local state (SPINE_STATE, default .spine/) after `make down`; keeps the build cache

@@ -2,7 +2,9 @@
 # `make bench`: builds release binaries and runs the benchmark harness, spine-bench
 # (bench/src/main.rs), then the API abuse run below. Extra arguments go to the harness, e.g.
 #   scripts/bench.sh --events 200000 --skip-api
-#   scripts/bench.sh --only-api-abuse          # just the API abuse run
+#   scripts/bench.sh --only drain,freshness    # some steps (spine-bench --help lists them)
+#   scripts/bench.sh --only abuse              # just the API abuse run (also: --only-api-abuse)
+# The abuse run is part of every run without --only, and of a run whose --only names `abuse`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -45,8 +47,11 @@ api_abuse() {
     "$bin/spine-processor" >"$dir/processor.log" 2>&1 &
   local processor=$!
   ABUSE_PIDS+=("$processor")
+  # Every migration, not just the first few: spine-api is not ready until the schema is current.
+  local newest
+  newest=$(find services/core/migrations -name 'V*__*.sql' | sed -E 's|.*/V([0-9]+)__.*|\1|' | sort -n | tail -1)
   for _ in $(seq 300); do
-    [ "$("${psql[@]}" -d platform -c "SELECT max(version) >= 3 FROM refinery_schema_history" 2>/dev/null)" = t ] && break
+    [ "$("${psql[@]}" -d platform -c "SELECT max(version) >= $newest FROM refinery_schema_history" 2>/dev/null)" = t ] && break
     sleep 0.1
   done
   kill "$processor"; wait "$processor" 2>/dev/null || true
@@ -96,19 +101,34 @@ api_abuse() {
   echo "  access log:      $(grep -c '"message":"request"' "$dir/api.log") lines"
 }
 
-scripts/setup.sh apt
-if [ "${1:-}" = "--only-api-abuse" ]; then
-  say "building release binaries"
-  cargo build --release --locked --bins --quiet
-  api_abuse
-  exit
+# Which steps run: every one, or those --only names (the harness checks the names).
+args=() only=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --only-api-abuse) only=abuse ;;
+    --only) only=${2:-}; args+=("$1" "${2:-}"); shift ;;
+    --only=*) only=${1#--only=}; args+=("$1") ;;
+    *) args+=("$1") ;;
+  esac
+  shift
+done
+run_abuse=true run_harness=true
+if [ -n "$only" ]; then
+  case ",$only," in *,abuse,*) ;; *) run_abuse=false ;; esac
+  [ -z "$(tr ',' '\n' <<<"$only" | grep -vx -e abuse -e '')" ] && run_harness=false
 fi
-scripts/setup.sh tansu
-scripts/setup.sh benchtools
-export SPINE_BENCH_PYTHON="$PYTOOLS/bin/python"
+
+scripts/setup.sh apt
+if $run_harness; then
+  scripts/setup.sh tansu
+  scripts/setup.sh benchtools
+  export SPINE_BENCH_PYTHON="$PYTOOLS/bin/python"
+fi
 say "building release binaries"
 cargo build --release --locked --bins --quiet
-BENCH="$CARGO_TARGET_DIR/release/spine-bench"
-[ -x "$BENCH" ] || die "$BENCH is missing after the build: is bench/ a member of the workspace?"
-"$BENCH" "$@"
-api_abuse
+if $run_harness; then
+  BENCH="$CARGO_TARGET_DIR/release/spine-bench"
+  [ -x "$BENCH" ] || die "$BENCH is missing after the build: is bench/ a member of the workspace?"
+  "$BENCH" "${args[@]}"
+fi
+if $run_abuse; then api_abuse; fi
