@@ -9,6 +9,8 @@
 //! Everything runs on fresh servers (a throwaway Postgres, a fresh Tansu database) and the
 //! release binaries next to this one.
 
+mod stream;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -383,4 +385,7 @@ async fn main() {
     kill(live_producer);
     kill(live_processor);
     kill(api);
+    if !std::env::args().any(|a| a == "--skip-stream") {
+        stream::run(&dir).await;
+    }
 }
