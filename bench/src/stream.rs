@@ -1,8 +1,9 @@
 //! `GET /stream` under load: 1, 10, 100 and 1,000 concurrent subscribers on one release
 //! `spine-api` while the producer ingests 2,000 events/s and the processor commits with
 //! `TRIGGER_INTERVAL_MS=0`. For each count: the API's RSS and CPU, the API's Postgres
-//! statements per second (its own `spine_api_db_queries_total`), and the p99 from a marker
-//! event produced with a known send time to its arrival at a subscriber.
+//! statements per second (its own `spine_api_db_queries_total`), the p50/p99 from a marker
+//! event produced with a known send time to its arrival at a subscriber (the whole pipeline),
+//! and from each batch's commit (`finished_at`) to its event's arrival (the API's part).
 //!
 //! Subscribers are plain HTTP/1.1 connections reading `text/event-stream` (every tenth
 //! unfiltered, the others `?tenant=<marker tenant>`, as a page showing one tenant would).
@@ -28,6 +29,8 @@ const WINDOW: Duration = Duration::from_secs(10);
 struct Markers {
     sent: Mutex<HashMap<u64, Instant>>,
     latencies_ms: Mutex<Vec<f64>>,
+    /// Commit (`finished_at`, wall clock) to arrival, per batch event and subscriber.
+    push_ms: Mutex<Vec<f64>>,
     measuring: AtomicBool,
 }
 
@@ -80,11 +83,34 @@ async fn subscriber(addr: String, path: String, markers: Arc<Markers>) {
             continue;
         }
         let mut lines = BufReader::new(s).lines();
+        // Not 200 (a 503 while the API starts): try again.
+        match lines.next_line().await {
+            Ok(Some(status)) if status.starts_with("HTTP/1.1 200") => {}
+            _ => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        }
         while let Ok(Some(line)) = lines.next_line().await {
             if !line.starts_with("data: {\"as_of_batch\"") {
                 continue;
             }
             let arrived = Instant::now();
+            if markers.measuring.load(Ordering::Relaxed) {
+                if let Some(finished) = line
+                    .find("\"finished_at\":\"")
+                    .and_then(|at| epoch_seconds(&line[at + 15..]))
+                {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64());
+                    markers
+                        .push_ms
+                        .lock()
+                        .expect("lock")
+                        .push((now - finished) * 1e3);
+                }
+            }
             let mut rest = line.as_str();
             while let Some(at) = rest.find("\"order_id\":\"m-") {
                 rest = &rest[at + 15..];
@@ -143,6 +169,23 @@ fn markers_thread(bootstrap: String, topic: String, markers: Arc<Markers>, stop:
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = producer.flush(Duration::from_secs(2));
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ…` → seconds since the epoch.
+fn epoch_seconds(t: &str) -> Option<f64> {
+    let num = |r: std::ops::Range<usize>| t.get(r).and_then(|s| s.parse::<i64>().ok());
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let micros = num(20..26)?;
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60 + s) as f64 + micros as f64 / 1e6)
 }
 
 /// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
@@ -256,7 +299,7 @@ pub async fn run(dir: &Path) {
         std::thread::spawn(move || markers_thread(b, t, m, s))
     };
     println!("5. GET /stream: subscribers on one spine-api while ingesting 2,000 events/s (TRIGGER_INTERVAL_MS=0), {} s each:", WINDOW.as_secs());
-    println!("   subscribers   API RSS   API CPU   API Postgres statements/s   marker produce→subscriber p50 / p99");
+    println!("   subscribers   API RSS   API CPU   API Postgres statements/s   commit→subscriber p50 / p99   marker produce→subscriber p50 / p99");
     let mut tasks = Vec::new();
     for count in COUNTS {
         while tasks.len() < count {
@@ -274,6 +317,7 @@ pub async fn run(dir: &Path) {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         markers.latencies_ms.lock().expect("lock").clear();
+        markers.push_ms.lock().expect("lock").clear();
         markers.measuring.store(true, Ordering::Relaxed);
         let (cpu0, q0, t0) = (
             cpu_seconds(api_pid),
@@ -289,11 +333,16 @@ pub async fn run(dir: &Path) {
         markers.measuring.store(false, Ordering::Relaxed);
         let mut lat = std::mem::take(&mut *markers.latencies_ms.lock().expect("lock"));
         lat.sort_by(f64::total_cmp);
+        let mut push = std::mem::take(&mut *markers.push_ms.lock().expect("lock"));
+        push.sort_by(f64::total_cmp);
         println!(
-            "   {count:>11}   {:>5.0} MiB   {:>6.0}%   {:>25.1}   {:>8.0} / {:.0} ms ({} arrivals)",
+            "   {count:>11}   {:>5.0} MiB   {:>6.0}%   {:>25.1}   {:>12.0} / {:.0} ms ({} events)   {:>8.0} / {:.0} ms ({} arrivals)",
             rss_mib(api_pid),
             100.0 * (cpu1 - cpu0) / secs,
             (q1 - q0) / secs,
+            p(&push, 0.5),
+            p(&push, 0.99),
+            push.len(),
             p(&lat, 0.5),
             p(&lat, 0.99),
             lat.len()
@@ -319,6 +368,16 @@ pub async fn run(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_to_epoch() {
+        assert_eq!(epoch_seconds("1970-01-01T00:00:01.500000Z\""), Some(1.5));
+        assert_eq!(
+            epoch_seconds("2026-11-27T12:00:00.000000Z"),
+            Some(1_795_780_800.0)
+        );
+        assert_eq!(epoch_seconds("nope"), None);
+    }
 
     #[test]
     fn civil_dates() {
