@@ -25,6 +25,7 @@ mod growth;
 mod harness;
 mod pgstat;
 mod procstat;
+mod stream;
 
 use spine_testkit::{postgres, PgServer, TestDb};
 
@@ -216,9 +217,7 @@ async fn main() {
         growth::run(&bench, &args.growth_sizes).await;
     }
     if has(Step::Stream) {
-        // issue 13's `/stream` subscribers hook in here: `mod stream;` above and one call,
-        // e.g. `stream::run(&bench).await;` (bench/src/stream.rs).
-        println!("\n/stream subscribers: not measured by this build (bench/src/stream.rs)");
+        stream::run(&harness::bins()).await;
     }
 }
 

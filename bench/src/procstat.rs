@@ -81,6 +81,14 @@ fn status_mib(status: &str, key: &str) -> Option<f64> {
         .map(|kib| kib / 1024.0)
 }
 
+/// The resident set of a live process now (`VmRSS`), in MiB; 0 once it is gone.
+pub fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| status_mib(&status, "VmRSS"))
+        .unwrap_or(0.0)
+}
+
 /// The peak resident set of a live process (`VmHWM`), in MiB; `None` once it is gone.
 pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -92,13 +92,13 @@ pub fn batch_age(at: DateTime<Utc>, now: DateTime<Utc>) -> Option<HeaderValue> {
 /// The cache: (route and normalized query, batch id) → answer.
 #[derive(Clone)]
 pub struct AnswerCache {
-    inner: moka::sync::Cache<(String, i64), Arc<Answer>>,
+    inner: moka::future::Cache<(String, i64), Arc<Answer>>,
 }
 
 impl AnswerCache {
     pub fn new(max_bytes: u64) -> AnswerCache {
         AnswerCache {
-            inner: moka::sync::Cache::builder()
+            inner: moka::future::Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(|k: &(String, i64), v: &Arc<Answer>| {
                     u32::try_from(k.0.len() + v.body.len() + 128).unwrap_or(u32::MAX)
@@ -107,12 +107,27 @@ impl AnswerCache {
         }
     }
 
-    pub fn get(&self, key: &str, batch: i64) -> Option<Arc<Answer>> {
-        self.inner.get(&(key.to_owned(), batch))
-    }
-
-    pub fn insert(&self, key: String, answer: Arc<Answer>) {
-        self.inner.insert((key, answer.as_of_batch), answer);
+    /// The answer kept for `key` as of `batch`, else `compute`'s, kept. Requests that miss
+    /// together wait for one computation (a new batch makes every client miss at once; without
+    /// this they would all ask Postgres and be shed). The flag says whether this call computed.
+    pub async fn get_or_compute<F>(
+        &self,
+        key: String,
+        batch: i64,
+        compute: F,
+    ) -> Result<(Arc<Answer>, bool), Arc<crate::error::ApiError>>
+    where
+        F: std::future::Future<Output = Result<Answer, crate::error::ApiError>>,
+    {
+        let computed = std::sync::atomic::AtomicBool::new(false);
+        let answer = self
+            .inner
+            .try_get_with((key, batch), async {
+                computed.store(true, std::sync::atomic::Ordering::Relaxed);
+                compute.await.map(Arc::new)
+            })
+            .await?;
+        Ok((answer, computed.load(std::sync::atomic::Ordering::Relaxed)))
     }
 
     /// Forgets everything (the batch ids went backwards: a database wiped and refilled).
@@ -170,33 +185,66 @@ mod tests {
         assert_eq!(batch_age(later, at).expect("age"), "0.000");
     }
 
-    #[test]
-    fn answers_are_kept_per_query_and_batch_and_bounded() {
+    async fn get(cache: &AnswerCache, key: &str, batch: i64, body: &[u8]) -> bool {
+        let body = body.to_vec();
+        let (_, computed) = cache
+            .get_or_compute(key.into(), batch, async move {
+                Ok(Answer::new(body, batch, None))
+            })
+            .await
+            .expect("answer");
+        computed
+    }
+
+    #[tokio::test]
+    async fn answers_are_kept_per_query_and_batch_and_bounded() {
         let cache = AnswerCache::new(10_000);
-        cache.insert(
-            "orders?limit=1".into(),
-            Arc::new(Answer::new(b"a".to_vec(), 5, None)),
-        );
-        assert!(cache.get("orders?limit=1", 5).is_some());
         assert!(
-            cache.get("orders?limit=1", 6).is_none(),
+            get(&cache, "orders?limit=1", 5, b"a").await,
+            "first: computed"
+        );
+        assert!(!get(&cache, "orders?limit=1", 5, b"a").await, "then kept");
+        assert!(
+            get(&cache, "orders?limit=1", 6, b"a").await,
             "a newer batch misses"
         );
-        assert!(cache.get("orders?limit=2", 5).is_none());
+        assert!(get(&cache, "orders?limit=2", 5, b"a").await);
         for i in 0..1000 {
-            cache.insert(
-                format!("q{i}"),
-                Arc::new(Answer::new(vec![b'x'; 1000], 1, None)),
-            );
+            get(&cache, &format!("q{i}"), 1, &[b'x'; 1000]).await;
         }
-        cache.inner.run_pending_tasks();
+        cache.inner.run_pending_tasks().await;
         assert!(
             cache.inner.weighted_size() <= 10_000,
             "{}",
             cache.inner.weighted_size()
         );
         cache.clear();
-        cache.inner.run_pending_tasks();
-        assert!(cache.get("orders?limit=1", 5).is_none());
+        cache.inner.run_pending_tasks().await;
+        assert!(get(&cache, "orders?limit=1", 5, b"a").await, "cleared");
+    }
+
+    #[tokio::test]
+    async fn clients_missing_together_compute_once() {
+        let cache = AnswerCache::new(10_000);
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let (cache, runs) = (cache.clone(), runs.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_compute("q".into(), 1, async move {
+                            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            Ok(Answer::new(b"x".to_vec(), 1, None))
+                        })
+                        .await
+                        .expect("answer");
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

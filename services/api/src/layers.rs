@@ -15,7 +15,8 @@
 //!
 //! In front of the database routes only, [`shed`]: at most [`crate::db::POOL_SIZE`] requests
 //! at once (tower's `GlobalConcurrencyLimit`); one more is answered 503 at once (`LoadShed`)
-//! rather than queued behind the pool.
+//! rather than queued behind the pool. `/orders` and `/stats` answer from the cache without a
+//! permit and take one of the same permits ([`permit`]) only to compute an answer.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -84,6 +85,16 @@ pub fn with_layers(router: Router<AppState>, state: AppState) -> Router {
                 .layer(CatchPanicLayer::custom(panic_response)),
         )
         .with_state(state)
+}
+
+/// One of the database permits of [`shed`], taken by a handler that is not behind it (the
+/// cached routes take one only to compute); none free is the same 503 at once.
+pub fn permit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    state
+        .permits
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded)
 }
 
 /// `router`'s routes behind the concurrency limit over `permits`, shedding the excess.

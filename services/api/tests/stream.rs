@@ -366,3 +366,48 @@ async fn a_client_that_falls_behind_is_dropped_not_buffered() {
     assert_eq!(s.metric("spine_api_stream_dropped_total").await, 1.0);
     assert_eq!(s.state.push.subscribers(), 0);
 }
+
+/// An API started before the processor created the schema: `/stream` says it is starting, and
+/// serves as soon as the tables are there, without waiting for a first commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_starts_once_the_schema_is_there() {
+    let db = spine_testkit::postgres().fresh_database().await;
+    let state = spine_api::AppState::connect(db.config()).expect("pools");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _guard = stop.clone().drop_guard();
+    tokio::spawn(spine_api::serve(listener, state, stop));
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{base}/stream"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "the stream is starting: retry shortly");
+
+    spine_core::schema::migrate(&mut db.connect().await)
+        .await
+        .expect("migrate");
+    let mut status = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = http
+            .get(format!("{base}/stream"))
+            .send()
+            .await
+            .expect("request");
+        status = r.status().as_u16();
+        if status == 200 {
+            let mut sse = Sse::from(r);
+            let e = sse.next_within(SOON).await.expect("reset");
+            assert_eq!((e.event.as_str(), e.id()), ("reset", 0));
+            return;
+        }
+    }
+    panic!("/stream still answers {status} 5 s after the schema appeared");
+}

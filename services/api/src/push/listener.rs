@@ -189,8 +189,16 @@ pub async fn run(app: AppState) {
                     Err(e) => warn!(error = %e, "cannot read the newest batch"),
                 }
                 let why = loop {
+                    // Until the newest batch is known (the schema may not be there yet),
+                    // ask again every second rather than wait for a commit.
+                    let unknown = publisher.published.is_none();
                     tokio::select! {
                         _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)), if unknown => {
+                            if let Ok(m) = newest(&app, &l.client).await {
+                                publisher.advance(m, &l.client, true).await;
+                            }
+                        }
                         changed = l.notified.changed() => {
                             if changed.is_err() {
                                 break "the connection closed".to_string();

@@ -55,6 +55,8 @@ pub struct Hub {
     pub(crate) newest: watch::Sender<Option<Newest>>,
     /// The last status published, and when.
     pub(crate) status: Mutex<Option<(Instant, Arc<str>)>>,
+    /// Held while a status is computed: subscribers arriving together wait for one answer.
+    pub(crate) status_flight: tokio::sync::Mutex<()>,
     subscribers: AtomicUsize,
     /// `spine_api_stream_subscribers`.
     gauge: IntGauge,
@@ -81,6 +83,7 @@ impl Hub {
             tx: broadcast::channel(capacity).0,
             newest: watch::channel(None).0,
             status: Mutex::new(None),
+            status_flight: tokio::sync::Mutex::new(()),
             subscribers: AtomicUsize::new(0),
             max_subscribers,
             stop: CancellationToken::new(),

@@ -164,7 +164,14 @@ pub async fn stream(
     }
     let now = match hub.recent_status(Duration::from_millis(1500)) {
         Some(s) => s,
-        None => listener::status(&app).await,
+        None => {
+            // A thousand subscribers arriving at once ask Postgres once.
+            let _flight = hub.status_flight.lock().await;
+            match hub.recent_status(Duration::from_millis(1500)) {
+                Some(s) => s,
+                None => listener::status(&app).await,
+            }
+        }
     };
     first.push(("status", status(&now)));
 

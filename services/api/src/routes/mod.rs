@@ -74,22 +74,30 @@ pub async fn answer<Fut>(
 where
     Fut: Future<Output = Result<Answer, ApiError>>,
 {
-    let current = app.push.cacheable_batch();
-    if let Some(batch) = current {
-        if let Some(answer) = app.cache.get(&key, batch) {
-            app.metrics.cache.with_label_values(&[route, "hit"]).inc();
-            return Ok(answer);
-        }
-    }
-    let answer = Arc::new(compute.await?);
-    let outcome = if current.is_some() {
-        app.cache.insert(key, answer.clone());
-        "miss"
-    } else {
-        "bypass"
+    let Some(batch) = app.push.cacheable_batch() else {
+        app.metrics
+            .cache
+            .with_label_values(&[route, "bypass"])
+            .inc();
+        return Ok(Arc::new(compute.await?));
     };
-    app.metrics.cache.with_label_values(&[route, outcome]).inc();
-    Ok(answer)
+    match app.cache.get_or_compute(key, batch, compute).await {
+        Ok((answer, computed)) => {
+            let outcome = if computed { "miss" } else { "hit" };
+            app.metrics.cache.with_label_values(&[route, outcome]).inc();
+            Ok(answer)
+        }
+        // Every request that waited for this computation gets its error.
+        Err(e) => Err(match &*e {
+            ApiError::BadRequest(m) => ApiError::BadRequest(m.clone()),
+            ApiError::Missing(m) => ApiError::Missing(m.clone()),
+            ApiError::Unavailable(m) => ApiError::Unavailable(m.clone()),
+            ApiError::NotFound => ApiError::NotFound,
+            ApiError::MethodNotAllowed => ApiError::MethodNotAllowed,
+            ApiError::Overloaded => ApiError::Overloaded,
+            ApiError::Internal => ApiError::Internal,
+        }),
+    }
 }
 
 /// `key=value&…` of the parameters a route was given, in name order, each once: two queries

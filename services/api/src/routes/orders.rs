@@ -91,6 +91,7 @@ pub async fn query(
     status: Option<&str>,
     limit: i64,
 ) -> Result<OrdersResponse, ApiError> {
+    let _permit = crate::layers::permit(app)?;
     let client = app.pool.get().await?;
     let stmt = client
         .prepare_cached(&sql(tenant.is_some(), status.is_some()))

@@ -110,6 +110,7 @@ pub async fn stats(
     let tenant = params.tenant()?.map(str::to_owned);
     let key = super::normalized("/stats", &[("tenant", tenant.clone())]);
     let compute = async {
+        let _permit = crate::layers::permit(&app)?;
         let client = app.pool.get().await?;
         app.metrics.queries("stats", 1);
         let r = query(&**client, tenant.as_deref()).await?;

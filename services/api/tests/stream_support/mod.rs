@@ -192,6 +192,15 @@ pub struct Sse {
     buffer: String,
 }
 
+impl From<reqwest::Response> for Sse {
+    fn from(response: reqwest::Response) -> Sse {
+        Sse {
+            response,
+            buffer: String::new(),
+        }
+    }
+}
+
 impl Sse {
     /// The next event, `None` when the stream ended; panics after `within`.
     pub async fn next_within(&mut self, within: Duration) -> Option<Event> {
