@@ -209,7 +209,7 @@ pub async fn run(dir: &Path) {
         );
         std::thread::spawn(move || markers_thread(b, t, m, s))
     };
-    println!("5. GET /stream: subscribers on one spine-api while ingesting 2,000 events/s (TRIGGER_INTERVAL_MS=0), {} s each:", WINDOW.as_secs());
+    println!("7. GET /stream: subscribers on one spine-api while ingesting 2,000 events/s (TRIGGER_INTERVAL_MS=0), {} s each:", WINDOW.as_secs());
     println!("   subscribers   API RSS   API CPU   API Postgres statements/s   commit→subscriber p50 / p99   marker produce→subscriber p50 / p99");
     let mut tasks = Vec::new();
     for count in COUNTS {
