@@ -175,6 +175,7 @@ cat <<MSG
     orders        curl 'localhost:$API_PORT/orders?limit=5'
     stats         curl localhost:$API_PORT/stats
     batches       curl 'localhost:$API_PORT/batches?limit=3'
+    live stream   curl -N localhost:$API_PORT/stream   (a batch event per commit)
     the topic     $BIN/spine-tui peek --num 5 --brokers $BOOTSTRAP
     Postgres      psql postgres://platform@127.0.0.1:$PG_PORT/platform   (the API reads as spine_api)
     metrics       curl localhost:9100/metrics (producer), localhost:9101/metrics (processor)

@@ -159,20 +159,6 @@ async fn a_reconnecting_client_gets_what_it_missed_or_a_reset_saying_why() {
         reset_reason(s.subscribe("/stream", Some(1)).await).await,
         "batches_gone"
     );
-    // An order written before batch ids were stamped: cannot say when it changed.
-    s.db.connect()
-        .await
-        .batch_execute(
-            "INSERT INTO current_orders (tenant, order_id, status, amount_cents, currency,
-                                         updated_at, last_event_id)
-             VALUES ('acme', 'old', 'order_placed', 1, 'USD', now(), gen_random_uuid())",
-        )
-        .await
-        .expect("unstamped");
-    assert_eq!(
-        reset_reason(s.subscribe("/stream", Some(5)).await).await,
-        "unstamped_orders"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

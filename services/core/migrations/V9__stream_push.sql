@@ -2,8 +2,11 @@
 --
 -- Which orders a batch changed: the upsert stamps each row it writes with the batch's id, so
 -- "the orders batch N changed" and "every order changed since batch N" (a reconnecting
--- subscriber's replay) are one index range. Rows written before V9 have NULL here.
-ALTER TABLE current_orders ADD COLUMN last_batch_id bigint;
+-- subscriber's replay) are one index range. Rows written before V9 read as batch 0 (a constant
+-- default adds the column without rewriting the table): they changed no later than the newest
+-- batch at the upgrade, and every id a subscriber can hold is at least that. (A row inserted by
+-- hand, outside any batch, reads as 0 too: no batch event ever carries it.)
+ALTER TABLE current_orders ADD COLUMN last_batch_id bigint NOT NULL DEFAULT 0;
 CREATE INDEX current_orders_last_batch_id ON current_orders (last_batch_id);
 
 -- When: every new stream_batches row notifies channel `spine_batches` with its batch id. A

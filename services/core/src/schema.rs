@@ -297,4 +297,38 @@ mod tests {
             "unique per (topic, kafka_partition, kafka_offset)"
         );
     }
+
+    /// Orders written before V9 read as batch 0 once it is applied: older than any batch a
+    /// `/stream` subscriber can have seen, so a reconnect's "orders changed since N" holds
+    /// without rewriting the table.
+    #[tokio::test]
+    async fn orders_from_before_v9_read_as_batch_zero() {
+        let db = postgres().fresh_database().await;
+        let mut client = db.connect().await;
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(8))
+            .run_async(&mut client)
+            .await
+            .expect("migrate to version 8");
+        client
+            .batch_execute(
+                "INSERT INTO current_orders (tenant, order_id, status, amount_cents, currency,
+                                             updated_at, last_event_id)
+                 VALUES ('acme', 'old', 'order_placed', 1, 'USD', now(), gen_random_uuid())",
+            )
+            .await
+            .expect("an order from before V9");
+        migrate(&mut client)
+            .await
+            .expect("migrate to the current version");
+        let stamp: i64 = client
+            .query_one(
+                "SELECT last_batch_id FROM current_orders WHERE order_id = 'old'",
+                &[],
+            )
+            .await
+            .expect("the old order")
+            .get(0);
+        assert_eq!(stamp, 0);
+    }
 }

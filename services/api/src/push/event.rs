@@ -199,8 +199,6 @@ pub struct Facts {
     pub batches_kept: i64,
     /// Orders with `last_batch_id > last` (counted up to `MAX_ORDERS + 1`).
     pub orders_changed: i64,
-    /// Some order has no `last_batch_id` (written before migration V9).
-    pub unstamped_orders: bool,
 }
 
 /// The reconnect rule: replay only when every missed batch and every order changed since are
@@ -222,9 +220,7 @@ pub fn plan(last: i64, newest: i64, facts: Option<Facts>) -> Plan {
     let Some(f) = facts else {
         return Plan::Reset("unavailable");
     };
-    if f.unstamped_orders {
-        Plan::Reset("unstamped_orders")
-    } else if f.batches_kept != newest - last {
+    if f.batches_kept != newest - last {
         Plan::Reset("batches_gone")
     } else if f.orders_changed > MAX_ORDERS as i64 {
         Plan::Reset("too_many_changes")
@@ -238,8 +234,7 @@ pub fn plan(last: i64, newest: i64, facts: Option<Facts>) -> Plan {
 
 const FACTS: &str = "
 SELECT (SELECT count(*) FROM stream_batches WHERE batch_id > $1 AND batch_id <= $2),
-       (SELECT count(*) FROM (SELECT 1 FROM current_orders WHERE last_batch_id > $1 LIMIT $3) c),
-       EXISTS (SELECT 1 FROM current_orders WHERE last_batch_id IS NULL)";
+       (SELECT count(*) FROM (SELECT 1 FROM current_orders WHERE last_batch_id > $1 LIMIT $3) c)";
 
 /// [`Facts`] about the batches `last+1..=newest` (one statement).
 pub async fn facts(
@@ -252,7 +247,6 @@ pub async fn facts(
     Ok(Facts {
         batches_kept: r.get(0),
         orders_changed: r.get(1),
-        unstamped_orders: r.get(2),
     })
 }
 
@@ -355,35 +349,21 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
     }
 
-    fn facts(batches_kept: i64, orders_changed: i64, unstamped_orders: bool) -> Option<Facts> {
+    fn facts(batches_kept: i64, orders_changed: i64) -> Option<Facts> {
         Some(Facts {
             batches_kept,
             orders_changed,
-            unstamped_orders,
         })
     }
 
     #[test]
     fn replay_only_what_is_all_still_there() {
-        assert_eq!(
-            plan(5, 8, facts(3, 40, false)),
-            Plan::Replay { from: 6, to: 8 }
-        );
+        assert_eq!(plan(5, 8, facts(3, 40)), Plan::Replay { from: 6, to: 8 });
         assert_eq!(plan(8, 8, None), Plan::Replay { from: 9, to: 8 });
         assert_eq!(plan(9, 8, None), Plan::Reset("ahead"));
-        assert_eq!(plan(5, 8, facts(2, 40, false)), Plan::Reset("batches_gone"));
-        assert_eq!(
-            plan(5, 8, facts(3, 1001, false)),
-            Plan::Reset("too_many_changes")
-        );
-        assert_eq!(
-            plan(5, 8, facts(3, 1000, false)),
-            Plan::Replay { from: 6, to: 8 }
-        );
-        assert_eq!(
-            plan(5, 8, facts(3, 1, true)),
-            Plan::Reset("unstamped_orders")
-        );
+        assert_eq!(plan(5, 8, facts(2, 40)), Plan::Reset("batches_gone"));
+        assert_eq!(plan(5, 8, facts(3, 1001)), Plan::Reset("too_many_changes"));
+        assert_eq!(plan(5, 8, facts(3, 1000)), Plan::Replay { from: 6, to: 8 });
         assert_eq!(plan(0, 5000, None), Plan::Reset("too_far_behind"));
         assert_eq!(plan(5, 8, None), Plan::Reset("unavailable"));
     }
