@@ -170,9 +170,15 @@ ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING";
 const LOCK_BATCHES: &str = "LOCK TABLE stream_batches IN SHARE ROW EXCLUSIVE MODE";
 
 /// The batch's row and its offset ranges, in one statement (its id: the next after every
-/// committed batch, under the batch lock). `write_ms` is the time up to sending it.
+/// committed batch, under the batch lock). `write_ms` is the time up to sending it. The same
+/// statement records the COMMIT round trip of this writer's previous batch ($19, $20: both
+/// `NULL` for a writer's first batch), which that batch could not record itself
+/// (docs/contracts.md, "Tables": `commit_ms`): one statement fewer per batch than a separate
+/// UPDATE.
 const INSERT_BATCH: &str = "
-WITH b AS (
+WITH c AS (
+    UPDATE stream_batches SET commit_ms = $20::float8 WHERE batch_id = $19::bigint
+), b AS (
     INSERT INTO stream_batches (batch_id, consumer_group, topic, started_at, finished_at,
                                 input_rows, events_inserted, duplicates, orders_upserted,
                                 stale_skipped, dead_lettered, fetch_ms, write_ms, total_ms,
@@ -186,10 +192,6 @@ WITH b AS (
     SELECT b.batch_id, u.* FROM b, unnest($16::int[], $17::bigint[], $18::bigint[]) AS u
 )
 SELECT batch_id FROM b";
-
-/// The COMMIT round trip of this writer's previous batch, which that batch could not record
-/// itself (docs/contracts.md, "Tables": `commit_ms`).
-const RECORD_COMMIT: &str = "UPDATE stream_batches SET commit_ms = $2 WHERE batch_id = $1";
 
 /// The most rows one statement carries: a bigger batch's events (and orders) go in several
 /// statements of its transaction, one after the other, so its memory is bounded by a chunk.
@@ -267,10 +269,9 @@ impl Writer {
 
     /// The transaction in three round trips, each a pipeline of statements sent together
     /// (tokio-postgres pipelines requests issued concurrently on one connection):
-    /// 1. BEGIN, the fence, the events (learning which are new), the batch lock, and the
-    ///    previous batch's commit time;
+    /// 1. BEGIN, the fence, the events (learning which are new), and the batch lock;
     /// 2. the `current_orders` upsert (with `tenant_stats`), the dead letters, the gaps;
-    /// 3. the batch's own rows, and COMMIT.
+    /// 3. the batch's own rows (and the previous batch's commit time), and COMMIT.
     async fn write_pipelined(
         &self,
         client: &deadpool_postgres::Object,
@@ -302,7 +303,6 @@ impl Writer {
         // Round trip 1. Statements are prepared once per connection (cached).
         let fence = client.prepare_cached(FENCE).await?;
         let insert_events = client.prepare_cached(INSERT_EVENTS).await?;
-        let record_commit = client.prepare_cached(RECORD_COMMIT).await?;
         let fence_params: Params<'_, 6> = [
             &self.consumer_group,
             &self.topic,
@@ -311,7 +311,7 @@ impl Writer {
             &ends,
             &hwms,
         ];
-        let (_, moved, inserted, _, _) = tokio::try_join!(
+        let (_, moved, inserted, _) = tokio::try_join!(
             client.batch_execute(BEGIN),
             client.execute(&fence, &fence_params),
             async {
@@ -329,14 +329,6 @@ impl Writer {
             },
             // From here to the commit, writers take turns.
             client.batch_execute(LOCK_BATCHES),
-            async {
-                match previous_commit {
-                    Some((id, commit_ms)) => {
-                        client.execute(&record_commit, &[&id, &commit_ms]).await
-                    }
-                    None => Ok(0),
-                }
-            },
         )?;
         if moved as usize != partitions.len() {
             return Err(SinkError::Fenced);
@@ -407,7 +399,11 @@ impl Writer {
         let insert_batch = client.prepare_cached(INSERT_BATCH).await?;
         let as_i32 = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
         let write_time = started.elapsed();
-        let batch_params: Params<'_, 18> = [
+        let (previous_id, previous_commit_ms) = match previous_commit {
+            Some((id, commit_ms)) => (Some(id), Some(commit_ms)),
+            None => (None, None),
+        };
+        let batch_params: Params<'_, 20> = [
             &self.consumer_group,
             &self.topic,
             // An empty batch (never cut by the loop) started now.
@@ -427,6 +423,8 @@ impl Writer {
             &partitions,
             &starts,
             &ends,
+            &previous_id,
+            &previous_commit_ms,
         ];
         self.faults.before_commit();
         let commit_started = Instant::now();
