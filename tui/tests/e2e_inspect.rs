@@ -116,7 +116,7 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
     // p holds the selection still; Enter opens the newest record.
     tmux.keys("p");
     tmux.keys("Enter");
-    let record = tmux.wait_for("the record", Duration::from_secs(5), context, |s| {
+    let record = tmux.wait_for("the record", Duration::from_secs(15), context, |s| {
         s.contains(&format!("Record 0@{offset}"))
     });
     eprintln!("the record at 80×24:\n{record}");
@@ -155,7 +155,7 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
     assert_eq!(copied["value"]["event_id"], event_id.as_str(), "{copied}");
     escape(&tmux);
     tmux.keys("p");
-    tmux.wait_for("the panes again", Duration::from_secs(5), context, |s| {
+    tmux.wait_for("the panes again", Duration::from_secs(15), context, |s| {
         s.contains("Orders #") && s.contains("LIVE")
     });
 
@@ -216,7 +216,7 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
     );
     escape(&tmux);
     escape(&tmux);
-    tmux.wait_for("the panes again", Duration::from_secs(5), context, |s| {
+    tmux.wait_for("the panes again", Duration::from_secs(15), context, |s| {
         s.contains("Orders #") && !s.contains("Dead letter")
     });
 
@@ -248,13 +248,13 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
     });
     eprintln!("filtered at 80×24:\n{filtered}");
     escape(&tmux);
-    tmux.wait_for("the filter cleared", Duration::from_secs(5), context, |s| {
+    tmux.wait_for("the filter cleared", Duration::from_secs(15), context, |s| {
         !s.contains("/globex") && pane(s, "Orders #").lines().any(|l| l.contains("acme"))
     });
 
     // z: the tail fills the screen, and back.
     tmux.keys("z");
-    let zoomed = tmux.wait_for("the zoomed tail", Duration::from_secs(5), context, |s| {
+    let zoomed = tmux.wait_for("the zoomed tail", Duration::from_secs(15), context, |s| {
         s.contains("Topic tail · 3 partitions") && s.contains("· zoom")
     });
     eprintln!("zoomed at 80×24:\n{zoomed}");
@@ -266,7 +266,7 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
     );
     assert!(zoomed.contains("event time"), "the wide columns:\n{zoomed}");
     tmux.keys("z");
-    tmux.wait_for("the four panes", Duration::from_secs(5), context, |s| {
+    tmux.wait_for("the four panes", Duration::from_secs(15), context, |s| {
         s.contains("Orders #") && s.contains("Stats #") && !s.contains("· zoom")
     });
 
