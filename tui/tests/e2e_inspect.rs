@@ -248,9 +248,12 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
     });
     eprintln!("filtered at 80×24:\n{filtered}");
     escape(&tmux);
-    tmux.wait_for("the filter cleared", Duration::from_secs(15), context, |s| {
-        !s.contains("/globex") && pane(s, "Orders #").lines().any(|l| l.contains("acme"))
-    });
+    tmux.wait_for(
+        "the filter cleared",
+        Duration::from_secs(15),
+        context,
+        |s| !s.contains("/globex") && pane(s, "Orders #").lines().any(|l| l.contains("acme")),
+    );
 
     // z: the tail fills the screen, and back.
     tmux.keys("z");
