@@ -4,23 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use spine_testkit::PgServer;
-
-/// Where Debian keeps the server binaries (as the testkit finds them).
-fn pg_bin_dir() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .collect();
-    candidates.sort();
-    candidates.reverse();
-    if let Ok(path) = std::env::var("PATH") {
-        candidates.extend(std::env::split_paths(&path));
-    }
-    candidates.into_iter().find(|d| d.join("pg_ctl").is_file())
-}
+use spine_testkit::{pg_bin_dir, PgServer};
 
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;

@@ -19,7 +19,7 @@ mod process;
 mod tansu;
 
 pub use bins::bin_path;
-pub use pg::{postgres, PgServer, TestDb};
+pub use pg::{pg_bin_dir, postgres, PgServer, TestDb};
 pub use process::{free_port, sh_quote, wait_for_port, KillOnDrop};
 pub use tansu::{tansu, tansu_bin, OwnedTansu, Tansu};
 

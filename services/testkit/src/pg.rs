@@ -58,7 +58,7 @@ impl TestDb {
 }
 
 /// Where Debian keeps the server binaries (they are not on PATH).
-fn pg_bin_dir() -> Option<PathBuf> {
+pub fn pg_bin_dir() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
