@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::services::{kafka_env, produce_history, tail_of_log, Service};
-use common::tmux::{pane, spine_tui, terminal_restored};
+use common::tmux::{pane, shell_is_back, spine_tui, terminal_restored};
 use common::{event_json, raw};
 use spine_testkit::kafka::produce;
 use spine_testkit::{free_port, postgres, tansu, unique_name, wait_for_port};
@@ -324,7 +324,7 @@ fn the_real_binary_shows_the_four_panes_against_the_real_services() {
     // q: the UI exits 0 and leaves the terminal as it found it.
     tmux.keys("q");
     let after = tmux.wait_for("the exit", Duration::from_secs(10), context, |s| {
-        s.contains("exit=") && s.contains("speed ")
+        shell_is_back(s)
     });
     assert_eq!(
         after.lines().find(|l| !l.trim().is_empty()),

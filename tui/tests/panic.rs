@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::tmux::{terminal_restored, Tmux};
+use common::tmux::{shell_is_back, terminal_restored, Tmux};
 use spine_testkit::free_port;
 use spine_testkit::sh_quote;
 use spine_tui::faults::PANIC_AFTER_MS;
@@ -33,7 +33,7 @@ fn a_panic_restores_the_terminal() {
         "the panic (a binary built without the test-hooks feature never panics)",
         Duration::from_secs(10),
         String::new,
-        |s| s.contains("exit=") && s.contains("speed "),
+        shell_is_back,
     );
     assert!(
         after.contains(&format!("test panic ({PANIC_AFTER_MS})")),

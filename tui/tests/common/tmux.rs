@@ -109,6 +109,13 @@ impl Drop for Tmux {
     }
 }
 
+/// Whether the shell's screen after the UI has its exit status and `stty -a`'s output down to
+/// the local modes (`icanon` or `-icanon`): `speed` alone is its first line, and a screen
+/// caught between the two lines made `terminal_restored` fail on a terminal that was fine.
+pub fn shell_is_back(screen: &str) -> bool {
+    screen.contains("exit=") && screen.contains("speed ") && screen.contains("icanon")
+}
+
 /// The terminal is back in cooked mode: canonical input and echo on.
 pub fn terminal_restored(screen: &str) -> bool {
     let words: Vec<&str> = screen.split_whitespace().collect();
