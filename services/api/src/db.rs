@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use deadpool_postgres::Pool;
 
 /// No API query may run longer: every route reads an index range bounded by its `limit`.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -37,19 +36,14 @@ pub fn pool(
     if config.get_application_name().is_none() {
         config.application_name(crate::APPLICATION_NAME);
     }
-    config.connect_timeout(Duration::from_secs(2));
-    let manager = Manager::from_config(
+    spine_core::db::build(
         config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
+        size,
+        &spine_core::db::Waits {
+            connect: Duration::from_secs(2),
+            for_connection: wait,
+            create: Duration::from_secs(2),
+            recycle: Duration::from_secs(1),
         },
-    );
-    Ok(Pool::builder(manager)
-        .max_size(size)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(wait))
-        .create_timeout(Some(Duration::from_secs(2)))
-        .recycle_timeout(Some(Duration::from_secs(1)))
-        .build()?)
+    )
 }

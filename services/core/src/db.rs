@@ -79,7 +79,36 @@ pub fn pool_with(
     if let Some(t) = settings.tcp_user_timeout {
         config.tcp_user_timeout(t);
     }
-    config.connect_timeout(Duration::from_secs(5));
+    build(
+        config,
+        max_size,
+        &Waits {
+            connect: Duration::from_secs(5),
+            for_connection: Duration::from_secs(10),
+            create: Duration::from_secs(10),
+            recycle: Duration::from_secs(5),
+        },
+    )
+}
+
+/// How long a pool waits: to open a connection, for a free one, to create one, and to check
+/// one on its return.
+#[derive(Debug, Clone)]
+pub struct Waits {
+    pub connect: Duration,
+    pub for_connection: Duration,
+    pub create: Duration,
+    pub recycle: Duration,
+}
+
+/// The pool itself, over a `config` whose session options are already set: the one place a
+/// deadpool is built (the processor's and the API's pools differ only in options and waits).
+pub fn build(
+    mut config: tokio_postgres::Config,
+    max_size: usize,
+    waits: &Waits,
+) -> anyhow::Result<Pool> {
+    config.connect_timeout(waits.connect);
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -90,9 +119,9 @@ pub fn pool_with(
     Ok(Pool::builder(manager)
         .max_size(max_size)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(10)))
-        .create_timeout(Some(Duration::from_secs(10)))
-        .recycle_timeout(Some(Duration::from_secs(5)))
+        .wait_timeout(Some(waits.for_connection))
+        .create_timeout(Some(waits.create))
+        .recycle_timeout(Some(waits.recycle))
         .build()?)
 }
 

@@ -450,21 +450,8 @@ async fn offsets_missing_between_two_records_are_never_silent() {
     env.push(("ON_DATA_LOSS".into(), "continue".into()));
     assert!(available_now(&env, &[]).status.success());
     assert_eq!(count(&db, "SELECT count(*) FROM events").await, 18);
-    let gap = db
-        .connect()
-        .await
-        .query_one(
-            "SELECT from_offset, to_offset, reason FROM stream_gaps",
-            &[],
-        )
-        .await
-        .expect("one gap");
     assert_eq!(
-        (
-            gap.get::<_, i64>(0),
-            gap.get::<_, i64>(1),
-            gap.get::<_, String>(2)
-        ),
+        the_gap(&db).await,
         (10, 12, "offsets_missing_in_log".to_string())
     );
     assert_eq!(common::stored(&db, &group, &topic).await.offsets[&0], 20);
@@ -505,21 +492,8 @@ async fn records_removed_before_they_were_read_are_data_loss_but_not_for_a_new_g
     env.push(("ON_DATA_LOSS".into(), "continue".into()));
     assert!(available_now(&env, &[]).status.success());
     assert_eq!(count(&db, "SELECT count(*) FROM events").await, 45);
-    let gap = db
-        .connect()
-        .await
-        .query_one(
-            "SELECT from_offset, to_offset, reason FROM stream_gaps",
-            &[],
-        )
-        .await
-        .expect("one gap");
     assert_eq!(
-        (
-            gap.get::<_, i64>(0),
-            gap.get::<_, i64>(1),
-            gap.get::<_, String>(2)
-        ),
+        the_gap(&db).await,
         (30, 45, "offset_before_log_start".to_string())
     );
 
@@ -529,4 +503,18 @@ async fn records_removed_before_they_were_read_are_data_loss_but_not_for_a_new_g
     assert!(available_now(&fresh, &[]).status.success());
     assert_eq!(count(&fresh_db, "SELECT count(*) FROM events").await, 15);
     drop(broker);
+}
+
+/// The one `stream_gaps` row: `(from_offset, to_offset, reason)`.
+async fn the_gap(db: &spine_testkit::TestDb) -> (i64, i64, String) {
+    let gap = db
+        .connect()
+        .await
+        .query_one(
+            "SELECT from_offset, to_offset, reason FROM stream_gaps",
+            &[],
+        )
+        .await
+        .expect("one gap");
+    (gap.get(0), gap.get(1), gap.get(2))
 }
