@@ -9,11 +9,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::services::{kafka_env, produce_history, tail_of_log, Service};
+use common::services::{kafka_env, produce_history, tails, Service};
 use common::tmux::{pane, shell_is_back, spine_tui, terminal_restored};
 use common::{event_json, raw};
 use spine_testkit::kafka::produce;
-use spine_testkit::{free_port, postgres, tansu, unique_name, wait_for_port};
+use spine_testkit::{free_port, postgres, tansu, unique_name};
 
 #[test]
 fn the_real_binary_shows_the_four_panes_against_the_real_services() {
@@ -54,23 +54,12 @@ fn the_real_binary_shows_the_four_panes_against_the_real_services() {
         ("KAFKA_BOOTSTRAP", bootstrap.clone()),
         ("TOPIC", topic.clone()),
     ];
-    let mut api = Service::start("spine-api", &api_env, &[], logs);
-    assert!(
-        wait_for_port(api_port, Duration::from_secs(60)),
-        "spine-api does not listen\n{}",
-        api.tail_of_log()
-    );
+    let mut api = Service::start_api(&api_env, api_port, logs);
 
     let tui_log = logs.join("spine-tui.log");
     let tmux = spine_tui(&api_url, &bootstrap, &topic, &tui_log);
     let service_logs = [processor.log.clone(), api.log.clone(), tui_log.clone()];
-    let context = || {
-        service_logs
-            .iter()
-            .map(|p| tail_of_log(p))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let context = || tails(&service_logs);
 
     // Live records, a malformed one among them: they land on top of the tail.
     tmux.wait_for("the tail to start", Duration::from_secs(60), context, |s| {

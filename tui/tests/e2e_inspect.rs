@@ -10,11 +10,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::services::{kafka_env, produce_history, tail_of_log, Service};
+use common::services::{kafka_env, produce_history, tails, Service};
 use common::tmux::{pane, spine_tui, Tmux};
 use common::{event_json_with, raw};
 use spine_testkit::kafka::{high_watermarks, produce};
-use spine_testkit::{free_port, postgres, tansu, unique_name, wait_for_port};
+use spine_testkit::{free_port, postgres, tansu, unique_name};
 
 #[test]
 fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
@@ -53,23 +53,12 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
         ("DATABASE_URL", db.url()),
         ("API_ADDR", format!("127.0.0.1:{api_port}")),
     ];
-    let api = Service::start("spine-api", &api_env, &[], logs);
-    assert!(
-        wait_for_port(api_port, Duration::from_secs(60)),
-        "spine-api does not listen\n{}",
-        api.tail_of_log()
-    );
+    let api = Service::start_api(&api_env, api_port, logs);
 
     let tui_log = logs.join("spine-tui.log");
     let tmux = spine_tui(&api_url, &bootstrap, &topic, &tui_log);
     let service_logs = [processor.log.clone(), api.log.clone(), tui_log.clone()];
-    let context = || {
-        service_logs
-            .iter()
-            .map(|p| tail_of_log(p))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let context = || tails(&service_logs);
 
     tmux.wait_for("the tail to start", Duration::from_secs(60), context, |s| {
         s.contains("LIVE") && s.contains("Kafka") && s.contains(" ok")

@@ -9,9 +9,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::services::{kafka_env, tail_of_log, Service};
+use common::services::{kafka_env, tails, Service};
 use common::tmux::spine_tui;
-use spine_testkit::{free_port, postgres, tansu, unique_name, wait_for_port};
+use spine_testkit::{free_port, postgres, tansu, unique_name};
 
 /// The lag in the Batches pane's title, if a number is shown.
 fn batches_lag(screen: &str) -> Option<i64> {
@@ -73,31 +73,19 @@ fn the_screen_says_stalled_when_the_processor_stops_and_running_when_it_is_back(
         ("TRIGGER_INTERVAL_MS", "500".into()),
     ]);
     let mut processor = Service::start("spine-processor", &processor_env, &[], logs);
-    let api = Service::start(
-        "spine-api",
+    let api = Service::start_api(
         &env(&[
             ("DATABASE_URL", db.url()),
             ("API_ADDR", format!("127.0.0.1:{api_port}")),
         ]),
-        &[],
+        api_port,
         logs,
-    );
-    assert!(
-        wait_for_port(api_port, Duration::from_secs(60)),
-        "spine-api does not listen\n{}",
-        api.tail_of_log()
     );
 
     let tui_log = logs.join("spine-tui.log");
     let tmux = spine_tui(&api_url, &bootstrap, &topic, &tui_log);
     let service_logs = [processor.log.clone(), api.log.clone(), tui_log.clone()];
-    let context = || {
-        service_logs
-            .iter()
-            .map(|p| tail_of_log(p))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let context = || tails(&service_logs);
 
     let running = tmux.wait_for(
         "the processor running",

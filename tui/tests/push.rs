@@ -16,7 +16,7 @@ use common::services::{kafka_env, tail_of_log, Service};
 use common::tmux::{pane, spine_tui};
 use common::{event_json, raw};
 use spine_testkit::kafka::{create_topic, produce};
-use spine_testkit::{free_port, postgres, tansu, unique_name, wait_for_port, TestDb};
+use spine_testkit::{free_port, postgres, tansu, unique_name, TestDb};
 use spine_tui::app::{ApiPoll, Feed, FetchError, Msg};
 use spine_tui::sources::api::ApiClient;
 use spine_tui::sources::stream;
@@ -54,21 +54,15 @@ impl Spine {
             logs,
         );
         let port = free_port();
-        let api = Service::start(
-            "spine-api",
+        let api = Service::start_api(
             &[
                 ("DATABASE_URL", db.url()),
                 ("API_ADDR", format!("127.0.0.1:{port}")),
                 ("KAFKA_BOOTSTRAP", bootstrap.clone()),
                 ("TOPIC", topic.clone()),
             ],
-            &[],
+            port,
             logs,
-        );
-        assert!(
-            wait_for_port(port, Duration::from_secs(60)),
-            "spine-api does not listen\n{}",
-            api.tail_of_log()
         );
         let spine = Spine {
             bootstrap,
@@ -91,9 +85,8 @@ impl Spine {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        // A first batch, so the API's stream knows where it stands: an API started before the
-        // schema existed answers 503 on /stream until a batch commits.
-        spine.produce_order(0, "acme", "ord-warm-up");
+        // An API started before the schema existed answers 503 on /stream until its listener
+        // has read the newest batch (it asks again every second).
         while reqwest::get(format!("{}/stream", spine.api_url))
             .await
             .map_or(true, |r| r.status() != reqwest::StatusCode::OK)

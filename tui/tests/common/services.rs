@@ -35,6 +35,17 @@ impl Service {
         Service { name, child, log }
     }
 
+    /// `spine-api` with `env`, once it listens on `port` (the port of its `API_ADDR`).
+    pub fn start_api(env: &[(&str, String)], port: u16, logs: &Path) -> Service {
+        let api = Service::start("spine-api", env, &[], logs);
+        assert!(
+            spine_testkit::wait_for_port(port, std::time::Duration::from_secs(60)),
+            "spine-api does not listen\n{}",
+            api.tail_of_log()
+        );
+        api
+    }
+
     pub fn tail_of_log(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -66,6 +77,14 @@ pub fn tail_of_log(path: &Path) -> String {
         path.display(),
         lines[lines.len().saturating_sub(15)..].join("\n")
     )
+}
+
+/// The last lines of each of `logs`, for a failure message.
+pub fn tails(logs: &[PathBuf]) -> String {
+    logs.iter()
+        .map(|p| tail_of_log(p))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The environment every Kafka-talking service of a test gets, plus `extra`.
