@@ -4,6 +4,7 @@
 //! "HTTP API").
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -263,16 +264,23 @@ pub async fn batches(
     let limit = params.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
     let client = app.pool.get().await?;
     let key = super::normalized("/batches", &[("limit", Some(limit.to_string()))]);
-    let compute = async {
+    let compute = || async {
         app.metrics.queries("batches", 2);
         let list = load(&**client, Select::Newest(limit)).await?;
         let as_of = list.first().map_or(0, |b| b.batch_id);
+        let as_of_at = list.first().map(|b| b.finished_at);
         let body = serde_json::to_vec(&list).map_err(|_| ApiError::Internal)?;
-        Ok(Answer::new(body, as_of, None))
+        Ok::<_, ApiError>(Answer::new(body, as_of, as_of_at))
     };
-    let list = super::answer(&app, "/batches", key, compute).await?;
+    let mut list = super::answer(&app, "/batches", key, compute()).await?;
     app.metrics.queries("batches", 4);
     let (partitions, processor) = standing(&app, &**client).await?;
+    // The kept list is as of the newest batch the listener has heard of, which can be a moment
+    // behind the commit the processor's state was just read after: one answer must not say
+    // `running` since a batch that its list lacks.
+    if processor.last_batch_at > list.as_of_batch_at {
+        list = Arc::new(compute().await?);
+    }
     let gaps: Vec<Gap> = client
         .query(GAPS, &[&MAX_GAPS])
         .await?
