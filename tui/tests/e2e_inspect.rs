@@ -105,8 +105,9 @@ fn enter_d_filter_and_zoom_in_a_real_terminal_against_the_real_services() {
     // p holds the selection still; Enter opens the newest record.
     tmux.keys("p");
     tmux.keys("Enter");
+    // The title is drawn before the body: wait for both, or the screen may be caught between.
     let record = tmux.wait_for("the record", Duration::from_secs(15), context, |s| {
-        s.contains(&format!("Record 0@{offset}"))
+        s.contains(&format!("Record 0@{offset}")) && s.contains(&event_id.to_string())
     });
     eprintln!("the record at 80×24:\n{record}");
     let lines: Vec<&str> = record.lines().map(str::trim_end).collect();
