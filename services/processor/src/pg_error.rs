@@ -7,6 +7,13 @@ use tokio_postgres::error::SqlState;
 /// SQLSTATE of a class that passes (see [`is_transient_sqlstate`]). An error without a
 /// SQLSTATE that is not about the connection (a value that does not convert, a malformed
 /// message, a bad configuration) fails the same way every time.
+/// A unique violation of `events`' primary key: an event stored already.
+pub fn is_stored_event(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some("events_pkey")
+    })
+}
+
 pub fn is_transient(e: &tokio_postgres::Error) -> bool {
     match e.code() {
         Some(code) => is_transient_sqlstate(code),

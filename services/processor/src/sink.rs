@@ -7,6 +7,7 @@
 //! batch size. Either all of it commits, or none of it does and the offsets do not move.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,9 @@ pub struct Writer {
     /// The id and COMMIT round trip (ms) of this writer's last committed batch, recorded in
     /// its row by the next batch's transaction.
     last_commit: Mutex<Option<(i64, f64)>>,
+    /// How many more batches insert their events with [`INSERT_EVENTS_DEDUPLICATING`] (set to
+    /// [`DEDUPLICATING_BATCHES`] when a plain insert meets a stored event).
+    deduplicating: AtomicU32,
 }
 
 /// What a committed batch did.
@@ -67,6 +71,10 @@ pub enum SinkError {
     /// committed past it. Nothing was written.
     #[error("fenced: the stored offsets moved since this batch started")]
     Fenced,
+    /// A plain insert of the batch's events met an event already stored (its primary key):
+    /// nothing was written, and [`Writer::write`] writes the batch again, deduplicating.
+    #[error("an event of the batch is already stored")]
+    StoredEvent,
     /// Postgres failed or is unreachable. Nothing was written (or the commit's outcome is
     /// unknown, which the fence resolves on retry).
     #[error("postgres: {}", pg_error::describe(.0))]
@@ -87,6 +95,7 @@ impl SinkError {
     pub fn is_transient(&self) -> bool {
         match self {
             SinkError::Fenced => false,
+            SinkError::StoredEvent => true,
             SinkError::Unavailable(_) | SinkError::Deadline(_) => true,
             SinkError::Postgres(e) => pg_error::is_transient(e),
         }
@@ -101,7 +110,28 @@ UPDATE stream_offsets AS o
  WHERE o.consumer_group = $1 AND o.topic = $2
    AND o.kafka_partition = u.kafka_partition AND o.next_offset = u.start_offset";
 
+/// The events, in the usual case: a plain insert, with no answer. No event of a batch repeats
+/// another of the batch (`Batch` set those apart as `in_batch_duplicates`), so the only
+/// conflict left is an event already stored by an earlier batch: a producer's retry that
+/// landed in a later batch, or a second consumer group over the same topic. Then the primary
+/// key raises a unique violation, nothing of the batch is kept, and [`Writer::write`] writes it
+/// again with [`INSERT_EVENTS_DEDUPLICATING`]. Checking every event against the primary key
+/// (`ON CONFLICT`'s speculative insertion, and its `RETURNING`) cost about a third of the
+/// insert's time for the rare batch that needs it (docs/benchmarks.md, issue 14).
 const INSERT_EVENTS: &str = "
+INSERT INTO events (event_id, tenant, event_type, order_id, amount_cents, currency, event_time,
+                    topic, kafka_partition, kafka_offset)
+SELECT u.event_id, u.tenant, u.event_type, u.order_id, u.amount_cents, u.currency, u.event_time,
+       $8, u.kafka_partition, u.kafka_offset
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+              $7::timestamptz[], $9::int[], $10::bigint[])
+       AS u(event_id, tenant, event_type, order_id, amount_cents, currency, event_time,
+            kafka_partition, kafka_offset)";
+
+/// The events when some may be stored already: idempotent by `event_id`, answering which were
+/// new. Used for a batch whose plain insert met a stored event, and for the batches after it
+/// ([`DEDUPLICATING_BATCHES`]).
+const INSERT_EVENTS_DEDUPLICATING: &str = "
 INSERT INTO events (event_id, tenant, event_type, order_id, amount_cents, currency, event_time,
                     topic, kafka_partition, kafka_offset)
 SELECT u.event_id, u.tenant, u.event_type, u.order_id, u.amount_cents, u.currency, u.event_time,
@@ -193,6 +223,12 @@ WITH c AS (
 )
 SELECT batch_id FROM b";
 
+/// After a batch met an event already stored, this many batches are written with
+/// [`INSERT_EVENTS_DEDUPLICATING`] before a plain insert is tried again: duplicates come in
+/// runs (a second consumer group over the same topic meets one in every batch), and a failed
+/// plain insert costs its round trip.
+const DEDUPLICATING_BATCHES: u32 = 100;
+
 /// The most rows one statement carries: a bigger batch's events (and orders) go in several
 /// statements of its transaction, one after the other, so its memory is bounded by a chunk.
 const CHUNK_ROWS: usize = 10_000;
@@ -215,6 +251,7 @@ impl Writer {
             topic: topic.to_owned(),
             faults: FaultPoints::none(),
             last_commit: Mutex::new(None),
+            deduplicating: AtomicU32::new(0),
         }
     }
 
@@ -258,7 +295,28 @@ impl Writer {
         batch: &Batch,
         high_watermarks: &BTreeMap<i32, i64>,
     ) -> Result<Committed, SinkError> {
-        let result = self.write_pipelined(client, batch, high_watermarks).await;
+        let deduplicating = self.deduplicating.load(Ordering::Relaxed) > 0;
+        let mut result = self
+            .write_pipelined(client, batch, high_watermarks, deduplicating)
+            .await;
+        if deduplicating && result.is_ok() {
+            let _ = self
+                .deduplicating
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+        if let Err(SinkError::StoredEvent) = result {
+            // Nothing of the batch was kept: write it again, keeping the events that are new.
+            client.batch_execute("ROLLBACK").await?;
+            tracing::debug!(
+                batches = DEDUPLICATING_BATCHES,
+                "a batch held an event already stored: inserting events idempotently for a while"
+            );
+            self.deduplicating
+                .store(DEDUPLICATING_BATCHES, Ordering::Relaxed);
+            result = self
+                .write_pipelined(client, batch, high_watermarks, true)
+                .await;
+        }
         if result.is_err() && !client.is_closed() {
             // The statements were sent without a Transaction guard (to pipeline them): never
             // hand back a connection inside a transaction. Outside one this only warns.
@@ -269,7 +327,8 @@ impl Writer {
 
     /// The transaction in three round trips, each a pipeline of statements sent together
     /// (tokio-postgres pipelines requests issued concurrently on one connection):
-    /// 1. BEGIN, the fence, the events (learning which are new), and the batch lock;
+    /// 1. BEGIN, the fence, the events (`deduplicating`: learning which are new; otherwise all
+    ///    are, or the insert fails with [`SinkError::StoredEvent`]), and the batch lock;
     /// 2. the `current_orders` upsert (with `tenant_stats`), the dead letters, the gaps;
     /// 3. the batch's own rows (and the previous batch's commit time), and COMMIT.
     async fn write_pipelined(
@@ -277,6 +336,7 @@ impl Writer {
         client: &deadpool_postgres::Object,
         batch: &Batch,
         high_watermarks: &BTreeMap<i32, i64>,
+        deduplicating: bool,
     ) -> Result<Committed, SinkError> {
         let started = Instant::now();
         let queued = batch
@@ -302,7 +362,13 @@ impl Writer {
 
         // Round trip 1. Statements are prepared once per connection (cached).
         let fence = client.prepare_cached(FENCE).await?;
-        let insert_events = client.prepare_cached(INSERT_EVENTS).await?;
+        let insert_events = client
+            .prepare_cached(if deduplicating {
+                INSERT_EVENTS_DEDUPLICATING
+            } else {
+                INSERT_EVENTS
+            })
+            .await?;
         let fence_params: Params<'_, 6> = [
             &self.consumer_group,
             &self.topic,
@@ -311,25 +377,50 @@ impl Writer {
             &ends,
             &hwms,
         ];
-        let (_, moved, inserted, _) = tokio::try_join!(
+        // join!, not try_join!: when one statement fails, the ones after it fail too ("current
+        // transaction is aborted"), and the first failure in statement order is the cause.
+        let (begun, moved, inserted, locked) = tokio::join!(
             client.batch_execute(BEGIN),
             client.execute(&fence, &fence_params),
             async {
                 // In chunks, so that a big batch's columns, encoded statement and answers
-                // are in memory a chunk at a time.
-                let mut inserted = HashSet::with_capacity(batch.events.len());
+                // are in memory a chunk at a time. `None`: every event was new.
+                let mut inserted =
+                    deduplicating.then(|| HashSet::with_capacity(batch.events.len()));
                 for chunk in batch.events.chunks(CHUNK_ROWS) {
                     let columns = EventColumns::new(chunk);
-                    let rows = client
-                        .query(&insert_events, &columns.params(&self.topic))
-                        .await?;
-                    inserted.extend(rows.iter().map(|row| row.get::<_, Uuid>(0)));
+                    let params = columns.params(&self.topic);
+                    match &mut inserted {
+                        Some(inserted) => {
+                            let rows = client.query(&insert_events, &params).await?;
+                            inserted.extend(rows.iter().map(|row| row.get::<_, Uuid>(0)));
+                        }
+                        None => {
+                            client.execute(&insert_events, &params).await?;
+                        }
+                    }
                 }
-                Ok(inserted)
+                Ok::<_, tokio_postgres::Error>(inserted)
             },
             // From here to the commit, writers take turns.
             client.batch_execute(LOCK_BATCHES),
-        )?;
+        );
+        begun?;
+        let moved = moved?;
+        let inserted = inserted.map_err(|e| {
+            if pg_error::is_stored_event(&e) {
+                SinkError::StoredEvent
+            } else {
+                SinkError::Postgres(e)
+            }
+        })?;
+        locked?;
+        let is_new = |l: &&crate::batch::Located| {
+            inserted
+                .as_ref()
+                .is_none_or(|inserted| inserted.contains(&l.event.event_id))
+        };
+        let inserted_count = inserted.as_ref().map_or(batch.events.len(), HashSet::len);
         if moved as usize != partitions.len() {
             return Err(SinkError::Fenced);
         }
@@ -338,13 +429,7 @@ impl Writer {
         // Round trip 2. current_orders (and tenant_stats): only events seen for the first time
         // can change an order (a replay was applied when it was first inserted), reduced to the
         // newest per order.
-        let latest = latest_per_order(
-            batch
-                .events
-                .iter()
-                .filter(|l| inserted.contains(&l.event.event_id))
-                .map(|l| &l.event),
-        );
+        let latest = latest_per_order(batch.events.iter().filter(is_new).map(|l| &l.event));
         let upsert = client.prepare_cached(UPSERT_ORDERS).await?;
         let insert_dead = client.prepare_cached(INSERT_DEAD_LETTERS).await?;
         let insert_gaps = client.prepare_cached(INSERT_GAPS).await?;
@@ -377,11 +462,11 @@ impl Writer {
         )?;
 
         // Round trip 3: the batch's own rows, then COMMIT.
-        let duplicates = (batch.events.len() - inserted.len()) + batch.in_batch_duplicates.len();
+        let duplicates = (batch.events.len() - inserted_count) + batch.in_batch_duplicates.len();
         let counts = Committed {
             batch_id: 0,
             input_rows: batch.input_rows(),
-            events_inserted: inserted.len(),
+            events_inserted: inserted_count,
             duplicates,
             orders_upserted: upserted,
             stale_skipped: latest.len() - upserted,
@@ -392,7 +477,7 @@ impl Writer {
             max_event_time: batch
                 .events
                 .iter()
-                .filter(|l| inserted.contains(&l.event.event_id))
+                .filter(is_new)
                 .map(|l| l.event.event_time)
                 .max(),
         };

@@ -243,6 +243,59 @@ async fn replaying_a_batch_changes_nothing() {
     assert_eq!(s.offset(1).await, 6);
 }
 
+/// A writer inserts events plainly until one is already stored; then that batch is written
+/// again keeping only the new events, and the writer goes on (deduplicating for a while).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_some_events_stored_already_keeps_the_new_ones() {
+    let s = Sink::new().await;
+    let writer = Writer::new(GROUP, TOPIC);
+    let mut client = s.pool.get().await.expect("connection");
+    let placed = event("acme", "o1", EventType::OrderPlaced, 1, 1);
+    let paid = event("acme", "o1", EventType::OrderPaid, 2, 2);
+    let other = event("globex", "o2", EventType::OrderPlaced, 3, 3);
+    let later = event("globex", "o2", EventType::OrderPaid, 4, 4);
+    let hwm = BTreeMap::new();
+
+    let first = writer
+        .write(&mut client, &batch_of(0, 0, &json(&[&placed])), &hwm)
+        .await
+        .expect("first batch");
+    assert_eq!((first.events_inserted, first.duplicates), (1, 0));
+
+    // `placed` again (a producer retry that landed in a later batch), between two new events.
+    let mixed = writer
+        .write(
+            &mut client,
+            &batch_of(0, 1, &json(&[&paid, &placed, &other])),
+            &hwm,
+        )
+        .await
+        .expect("a batch with a stored event commits");
+    assert_eq!(
+        (mixed.input_rows, mixed.events_inserted, mixed.duplicates),
+        (3, 2, 1)
+    );
+    assert_eq!(mixed.orders_upserted, 2);
+    assert_eq!(s.count("events").await, 3);
+    assert_eq!(s.status("acme", "o1").await.as_deref(), Some("order_paid"));
+    assert_eq!(s.offset(0).await, 4);
+
+    let next = writer
+        .write(&mut client, &batch_of(0, 4, &json(&[&later])), &hwm)
+        .await
+        .expect("the next batch");
+    assert_eq!((next.events_inserted, next.duplicates), (1, 0));
+    assert_eq!(
+        s.status("globex", "o2").await.as_deref(),
+        Some("order_paid")
+    );
+    assert_eq!(s.count("events").await, 4);
+    assert_eq!(s.count("stream_batches").await, 3);
+    drop(client);
+    let stored = common::stored(&s.db, GROUP, TOPIC).await;
+    assert_eq!(stored.offsets[&0], 5);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_class_of_bad_input_is_a_dead_letter_while_good_records_commit() {
     let s = Sink::new().await;
