@@ -6,6 +6,8 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use spine_core::event::EventType;
+
 use crate::cache::Answer;
 use crate::error::ApiError;
 use crate::params::Params;
@@ -34,28 +36,39 @@ pub struct OrdersResponse {
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 
-/// One statement, so the orders and `as_of_batch` come from the same snapshot. Each of the four
-/// filter combinations has an index in this order (migrations V1 and V3), so the statement reads
-/// at most `limit` rows of `current_orders` whatever the filters match.
+/// One statement, so the orders and `as_of_batch` come from the same snapshot. The orders come
+/// from one index range per status (migration V3: `(status, updated_at DESC, …)` and
+/// `(tenant, status, updated_at DESC, …)`), newest first and at most `limit` each, merged: the
+/// statement reads at most `limit` rows of `current_orders` per status, whatever the filters
+/// match. (Without a status filter, all four statuses; no index of its own for that, because
+/// every index is one more entry written for every order a batch changes, migration V11.)
 pub fn sql(tenant: bool, status: bool) -> String {
-    let mut conditions = vec!["true".to_string()];
-    let mut n = 1;
-    if tenant {
-        n += 1;
-        conditions.push(format!("tenant = ${n}"));
-    }
-    if status {
-        n += 1;
-        conditions.push(format!("status = ${n}"));
-    }
+    let tenant_condition = if tenant { "tenant = $2 AND " } else { "" };
+    let statuses: Vec<String> = if status {
+        vec![format!("${}", if tenant { 3 } else { 2 })]
+    } else {
+        EventType::ALL
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect()
+    };
+    let branches: Vec<String> = statuses
+        .iter()
+        .map(|s| {
+            format!(
+                "(SELECT * FROM current_orders WHERE {tenant_condition}status = {s}
+                   ORDER BY updated_at DESC, tenant, order_id LIMIT $1)"
+            )
+        })
+        .collect();
     format!(
         "WITH b AS ({as_of})
          SELECT b.as_of, b.as_of_at, o.tenant, o.order_id, o.status, o.amount_cents, o.currency, o.updated_at
            FROM b LEFT JOIN LATERAL (
-                SELECT * FROM current_orders WHERE {conditions}
+                SELECT * FROM ({branches}) u
                  ORDER BY updated_at DESC, tenant, order_id LIMIT $1) o ON true",
         as_of = super::AS_OF_BATCH_AT,
-        conditions = conditions.join(" AND ")
+        branches = branches.join(" UNION ALL ")
     )
 }
 
