@@ -34,7 +34,7 @@ struct Marker {
 /// A marker event as the producer writes one (docs/contracts.md, "The event").
 fn marker_event(order_id: &str) -> String {
     serde_json::json!({
-        "event_id": uuid::Uuid::new_v4().to_string(),
+        "event_id": uuid::Uuid::now_v7().to_string(),
         "tenant": MARKER_TENANT,
         "event_type": "order_placed",
         "order_id": order_id,

@@ -84,7 +84,8 @@ fn new_events(orders: i64) -> Vec<Raw> {
             let tenant = format!("tenant-{tenant_n}");
             let time = now + chrono::Duration::microseconds(j as i64);
             let value = serde_json::json!({
-                "event_id": uuid::Uuid::new_v4().to_string(),
+                // Time-ordered, as spine-producer mints them.
+                "event_id": uuid::Uuid::now_v7().to_string(),
                 "tenant": tenant,
                 "event_type": event_type,
                 "order_id": format!("ord-{order}"),

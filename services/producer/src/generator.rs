@@ -71,8 +71,12 @@ impl Generator {
         }
     }
 
-    fn event_id(&mut self) -> Uuid {
-        uuid::Builder::from_random_bytes(self.rng.random()).into_uuid()
+    /// A UUIDv7 (RFC 9562) of the event's time: ids minted in time order, so the primary key
+    /// of `events` grows at its right edge instead of taking every insert at a random page
+    /// (docs/benchmarks.md, issue 14). Any UUID is a valid `event_id`; this is the cheap kind.
+    fn event_id(&mut self, time: DateTime<Utc>) -> Uuid {
+        let millis = u64::try_from(time.timestamp_millis()).unwrap_or(0);
+        uuid::Builder::from_unix_timestamp_millis(millis, &self.rng.random()).into_uuid()
     }
 
     fn lifecycle_event(&mut self, time: DateTime<Utc>) -> Event {
@@ -107,7 +111,7 @@ impl Generator {
             (order, next)
         };
         Event {
-            event_id: self.event_id(),
+            event_id: self.event_id(time),
             tenant: self.tenants[t].clone(),
             event_type,
             order_id: order.id,
@@ -126,7 +130,7 @@ impl Generator {
             _ => EventType::OrderCancelled,
         };
         Event {
-            event_id: self.event_id(),
+            event_id: self.event_id(time),
             tenant: self.tenants[t].clone(),
             event_type,
             order_id: format!("ord-{}", self.rng.random_range(1..=100_000)),
@@ -161,6 +165,28 @@ mod tests {
                     e
                 );
             }
+        }
+    }
+
+    #[test]
+    fn event_ids_are_distinct_uuidv7s_in_the_order_of_their_times() {
+        let mut g = Generator::new(tenants(), Mode::Lifecycle, 42);
+        let start = Utc::now();
+        let events: Vec<Event> = (0..2000)
+            .map(|i| g.next_event(start + chrono::Duration::milliseconds(i)))
+            .collect();
+        let mut previous: Option<&Event> = None;
+        for e in &events {
+            assert_eq!(e.event_id.get_version_num(), 7, "{}", e.event_id);
+            if let Some(p) = previous {
+                assert!(
+                    p.event_id < e.event_id,
+                    "{} then {}",
+                    p.event_id,
+                    e.event_id
+                );
+            }
+            previous = Some(e);
         }
     }
 
