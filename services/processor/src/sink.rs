@@ -325,12 +325,17 @@ impl Writer {
         result
     }
 
-    /// The transaction in three round trips, each a pipeline of statements sent together
+    /// The transaction in two round trips, each a pipeline of statements sent together
     /// (tokio-postgres pipelines requests issued concurrently on one connection):
-    /// 1. BEGIN, the fence, the events (`deduplicating`: learning which are new; otherwise all
-    ///    are, or the insert fails with [`SinkError::StoredEvent`]), and the batch lock;
-    /// 2. the `current_orders` upsert (with `tenant_stats`), the dead letters, the gaps;
-    /// 3. the batch's own rows (and the previous batch's commit time), and COMMIT.
+    /// 1. BEGIN, the fence, the events (all new, or the insert fails with
+    ///    [`SinkError::StoredEvent`]), the batch lock, then the `current_orders` upsert of the
+    ///    newest event per order (with `tenant_stats`), the dead letters and the gaps;
+    /// 2. the batch's own rows (and the previous batch's commit time), and COMMIT.
+    ///
+    /// `deduplicating`, the events' insert answers which are new, and only those change
+    /// orders: the upsert, dead letters and gaps wait for that answer, a round trip of their
+    /// own between the two. A fenced batch has sent its statements for nothing: it is rolled
+    /// back.
     async fn write_pipelined(
         &self,
         client: &deadpool_postgres::Object,
@@ -369,6 +374,22 @@ impl Writer {
                 INSERT_EVENTS
             })
             .await?;
+        let upsert = client.prepare_cached(UPSERT_ORDERS).await?;
+        let insert_dead = client.prepare_cached(INSERT_DEAD_LETTERS).await?;
+        let insert_gaps = client.prepare_cached(INSERT_GAPS).await?;
+        let rest = Rest {
+            client,
+            upsert: &upsert,
+            insert_dead: &insert_dead,
+            insert_gaps: &insert_gaps,
+            dead: DeadLetterColumns::new(batch),
+            gaps: GapColumns::new(batch),
+            batch,
+        };
+        // When every event is new (no deduplication), the orders they change are known before
+        // anything is sent, and their statements go in the first round trip, after the lock.
+        let all_new =
+            (!deduplicating).then(|| latest_per_order(batch.events.iter().map(|l| &l.event)));
         let fence_params: Params<'_, 6> = [
             &self.consumer_group,
             &self.topic,
@@ -379,7 +400,10 @@ impl Writer {
         ];
         // join!, not try_join!: when one statement fails, the ones after it fail too ("current
         // transaction is aborted"), and the first failure in statement order is the cause.
-        let (begun, moved, inserted, locked) = tokio::join!(
+        // biased: polled in this order, the statements are sent in this order (each is sent
+        // when its future is first polled), so the orders' statements follow the lock.
+        let (begun, moved, inserted, locked, written_with) = tokio::join!(
+            biased;
             client.batch_execute(BEGIN),
             client.execute(&fence, &fence_params),
             async {
@@ -404,6 +428,12 @@ impl Writer {
             },
             // From here to the commit, writers take turns.
             client.batch_execute(LOCK_BATCHES),
+            async {
+                match &all_new {
+                    Some(latest) => rest.write(self, latest).await.map(Some),
+                    None => Ok(None),
+                }
+            },
         );
         begun?;
         let moved = moved?;
@@ -415,6 +445,7 @@ impl Writer {
             }
         })?;
         locked?;
+        let written_with = written_with?;
         let is_new = |l: &&crate::batch::Located| {
             inserted
                 .as_ref()
@@ -426,42 +457,19 @@ impl Writer {
         }
         self.faults.holding_lock();
 
-        // Round trip 2. current_orders (and tenant_stats): only events seen for the first time
-        // can change an order (a replay was applied when it was first inserted), reduced to the
-        // newest per order.
-        let latest = latest_per_order(batch.events.iter().filter(is_new).map(|l| &l.event));
-        let upsert = client.prepare_cached(UPSERT_ORDERS).await?;
-        let insert_dead = client.prepare_cached(INSERT_DEAD_LETTERS).await?;
-        let insert_gaps = client.prepare_cached(INSERT_GAPS).await?;
-        let dead = DeadLetterColumns::new(batch);
-        let dead_params = dead.params(&self.topic);
-        let gaps = GapColumns::new(batch);
-        let gap_params = gaps.params(&self.consumer_group, &self.topic);
-        let (upserted, _, _) = tokio::try_join!(
-            async {
-                let mut upserted = 0;
-                for chunk in latest.chunks(CHUNK_ROWS) {
-                    let columns = OrderColumns::new(chunk);
-                    let row = client.query_one(&upsert, &columns.params()).await?;
-                    upserted += row.get::<_, i64>(0) as usize;
-                }
-                Ok(upserted)
-            },
-            async {
-                if batch.dead_letters.is_empty() {
-                    return Ok(0);
-                }
-                client.execute(&insert_dead, &dead_params).await
-            },
-            async {
-                if batch.gaps.is_empty() {
-                    return Ok(0);
-                }
-                client.execute(&insert_gaps, &gap_params).await
-            },
-        )?;
+        // Deduplicating, round trip 2: current_orders (and tenant_stats), the dead letters and
+        // the gaps. Only events seen for the first time can change an order (a replay was
+        // applied when it was first inserted).
+        let (latest, upserted) = match (all_new, written_with) {
+            (Some(latest), Some(upserted)) => (latest, upserted),
+            _ => {
+                let latest = latest_per_order(batch.events.iter().filter(is_new).map(|l| &l.event));
+                let upserted = rest.write(self, &latest).await?;
+                (latest, upserted)
+            }
+        };
 
-        // Round trip 3: the batch's own rows, then COMMIT.
+        // The last round trip: the batch's own rows, then COMMIT.
         let duplicates = (batch.events.len() - inserted_count) + batch.in_batch_duplicates.len();
         let counts = Committed {
             batch_id: 0,
@@ -527,6 +535,55 @@ impl Writer {
             commit_time,
             ..counts
         })
+    }
+}
+
+/// The statements of a batch after the lock: the orders, the dead letters, the gaps.
+struct Rest<'a> {
+    client: &'a deadpool_postgres::Object,
+    upsert: &'a tokio_postgres::Statement,
+    insert_dead: &'a tokio_postgres::Statement,
+    insert_gaps: &'a tokio_postgres::Statement,
+    dead: DeadLetterColumns<'a>,
+    gaps: GapColumns<'a>,
+    batch: &'a Batch,
+}
+
+impl Rest<'_> {
+    /// Upserts `latest` (the newest new event of each order) in chunks, and writes the dead
+    /// letters and gaps, pipelined; returns how many orders changed.
+    async fn write(
+        &self,
+        writer: &Writer,
+        latest: &[&spine_core::event::Event],
+    ) -> Result<usize, tokio_postgres::Error> {
+        let client = self.client;
+        let dead_params = self.dead.params(&writer.topic);
+        let gap_params = self.gaps.params(&writer.consumer_group, &writer.topic);
+        let (upserted, _, _) = tokio::try_join!(
+            async {
+                let mut upserted = 0;
+                for chunk in latest.chunks(CHUNK_ROWS) {
+                    let columns = OrderColumns::new(chunk);
+                    let row = client.query_one(self.upsert, &columns.params()).await?;
+                    upserted += row.get::<_, i64>(0) as usize;
+                }
+                Ok(upserted)
+            },
+            async {
+                if self.batch.dead_letters.is_empty() {
+                    return Ok(0);
+                }
+                client.execute(self.insert_dead, &dead_params).await
+            },
+            async {
+                if self.batch.gaps.is_empty() {
+                    return Ok(0);
+                }
+                client.execute(self.insert_gaps, &gap_params).await
+            },
+        )?;
+        Ok(upserted)
     }
 }
 
