@@ -148,6 +148,27 @@ pub async fn run(bench: &Bench) -> Drained {
         "   peak RSS: processor {:.0} MiB, bare consumer {:.0} MiB",
         run.peak_rss_mib, bare.peak_rss_mib
     );
+    // Where the drain's time went: writing batches, or waiting for records (the rest).
+    let times = client
+        .query_one(
+            "SELECT coalesce(sum(fetch_ms), 0), coalesce(sum(write_ms), 0),
+                    coalesce(sum(commit_ms), 0), coalesce(max(input_rows), 0)
+               FROM stream_batches",
+            &[],
+        )
+        .await
+        .expect("batch times");
+    let (fetch_s, write_s, commit_s) = (
+        times.get::<_, f64>(0) / 1000.0,
+        times.get::<_, f64>(1) / 1000.0,
+        times.get::<_, f64>(2) / 1000.0,
+    );
+    println!(
+        "   its batches (largest {} rows): writing {write_s:.1} s, COMMIT {commit_s:.1} s (all but the last), \
+         taking records off the client {fetch_s:.1} s; the rest of the {:.1} s waiting for records",
+        times.get::<_, i32>(3),
+        run.took.as_secs_f64()
+    );
     statements.print(events, "   ");
 
     python_baseline(bench, &broker, &topic, &db, &client, postmaster).await;
