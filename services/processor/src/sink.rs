@@ -110,6 +110,21 @@ UPDATE stream_offsets AS o
  WHERE o.consumer_group = $1 AND o.topic = $2
    AND o.kafka_partition = u.kafka_partition AND o.next_offset = u.start_offset";
 
+/// The statement both forms of the events' insert share (a macro, so that both are literals).
+macro_rules! insert_events {
+    () => {
+        "
+INSERT INTO events (event_id, tenant, event_type, order_id, amount_cents, currency, event_time,
+                    topic, kafka_partition, kafka_offset)
+SELECT u.event_id, u.tenant, u.event_type, u.order_id, u.amount_cents, u.currency, u.event_time,
+       $8, u.kafka_partition, u.kafka_offset
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+              $7::timestamptz[], $9::int[], $10::bigint[])
+       AS u(event_id, tenant, event_type, order_id, amount_cents, currency, event_time,
+            kafka_partition, kafka_offset)"
+    };
+}
+
 /// The events, in the usual case: a plain insert, with no answer. No event of a batch repeats
 /// another of the batch (`Batch` set those apart as `in_batch_duplicates`), so the only
 /// conflict left is an event already stored by an earlier batch: a producer's retry that
@@ -118,30 +133,17 @@ UPDATE stream_offsets AS o
 /// again with [`INSERT_EVENTS_DEDUPLICATING`]. Checking every event against the primary key
 /// (`ON CONFLICT`'s speculative insertion, and its `RETURNING`) cost about a third of the
 /// insert's time for the rare batch that needs it (docs/benchmarks.md, issue 14).
-const INSERT_EVENTS: &str = "
-INSERT INTO events (event_id, tenant, event_type, order_id, amount_cents, currency, event_time,
-                    topic, kafka_partition, kafka_offset)
-SELECT u.event_id, u.tenant, u.event_type, u.order_id, u.amount_cents, u.currency, u.event_time,
-       $8, u.kafka_partition, u.kafka_offset
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
-              $7::timestamptz[], $9::int[], $10::bigint[])
-       AS u(event_id, tenant, event_type, order_id, amount_cents, currency, event_time,
-            kafka_partition, kafka_offset)";
+const INSERT_EVENTS: &str = insert_events!();
 
 /// The events when some may be stored already: idempotent by `event_id`, answering which were
 /// new. Used for a batch whose plain insert met a stored event, and for the batches after it
 /// ([`DEDUPLICATING_BATCHES`]).
-const INSERT_EVENTS_DEDUPLICATING: &str = "
-INSERT INTO events (event_id, tenant, event_type, order_id, amount_cents, currency, event_time,
-                    topic, kafka_partition, kafka_offset)
-SELECT u.event_id, u.tenant, u.event_type, u.order_id, u.amount_cents, u.currency, u.event_time,
-       $8, u.kafka_partition, u.kafka_offset
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
-              $7::timestamptz[], $9::int[], $10::bigint[])
-       AS u(event_id, tenant, event_type, order_id, amount_cents, currency, event_time,
-            kafka_partition, kafka_offset)
+const INSERT_EVENTS_DEDUPLICATING: &str = concat!(
+    insert_events!(),
+    "
 ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id";
+RETURNING event_id"
+);
 
 /// Insert, or replace only with a strictly newer (event_time, event_id): the SQL form of
 /// `spine_core::reduce::apply`. In the same statement, `tenant_stats` follows every row that
