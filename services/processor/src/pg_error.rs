@@ -7,6 +7,13 @@ use tokio_postgres::error::SqlState;
 /// SQLSTATE of a class that passes (see [`is_transient_sqlstate`]). An error without a
 /// SQLSTATE that is not about the connection (a value that does not convert, a malformed
 /// message, a bad configuration) fails the same way every time.
+pub fn is_transient(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => is_transient_sqlstate(code),
+        None => is_connection_error(e),
+    }
+}
+
 /// A unique violation of `events`' primary key: an event stored already.
 pub fn is_stored_event(e: &tokio_postgres::Error) -> bool {
     e.as_db_error().is_some_and(|db| {
@@ -14,11 +21,22 @@ pub fn is_stored_event(e: &tokio_postgres::Error) -> bool {
     })
 }
 
-pub fn is_transient(e: &tokio_postgres::Error) -> bool {
-    match e.code() {
-        Some(code) => is_transient_sqlstate(code),
-        None => is_connection_error(e),
+/// The cause among the failures of statements sent together in one transaction: each
+/// statement after a failed one fails too, with "current transaction is aborted" (25P02), and
+/// the order in which the failures are seen is not always the order the statements were sent
+/// (a chunked insert sends its next chunk only after the previous answer). So: the first
+/// failure that is not 25P02, else the first. `None` when nothing failed.
+pub fn cause(
+    errors: impl IntoIterator<Item = tokio_postgres::Error>,
+) -> Option<tokio_postgres::Error> {
+    let mut first = None;
+    for e in errors {
+        if e.code() != Some(&SqlState::IN_FAILED_SQL_TRANSACTION) {
+            return Some(e);
+        }
+        first.get_or_insert(e);
     }
+    first
 }
 
 /// Connection exception, serialization failure or deadlock, insufficient resources, operator

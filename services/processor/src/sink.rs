@@ -401,7 +401,7 @@ impl Writer {
             &hwms,
         ];
         // join!, not try_join!: when one statement fails, the ones after it fail too ("current
-        // transaction is aborted"), and the first failure in statement order is the cause.
+        // transaction is aborted"), and the cause is the failure that is not that one.
         // biased: polled in this order, the statements are sent in this order (each is sent
         // when its future is first polled), so the orders' statements follow the lock.
         let (begun, moved, inserted, locked, written_with) = tokio::join!(
@@ -437,17 +437,26 @@ impl Writer {
                 }
             },
         );
-        begun?;
-        let moved = moved?;
-        let inserted = inserted.map_err(|e| {
-            if pg_error::is_stored_event(&e) {
-                SinkError::StoredEvent
-            } else {
-                SinkError::Postgres(e)
+        let (moved, inserted, written_with) = match (begun, moved, inserted, locked, written_with) {
+            (Ok(()), Ok(moved), Ok(inserted), Ok(()), Ok(written_with)) => {
+                (moved, inserted, written_with)
             }
-        })?;
-        locked?;
-        let written_with = written_with?;
+            (begun, moved, inserted, locked, written_with) => {
+                let errors = [
+                    begun.err(),
+                    moved.err(),
+                    inserted.err(),
+                    locked.err(),
+                    written_with.err(),
+                ];
+                let e = pg_error::cause(errors.into_iter().flatten()).expect("a failure");
+                return Err(if pg_error::is_stored_event(&e) {
+                    SinkError::StoredEvent
+                } else {
+                    SinkError::Postgres(e)
+                });
+            }
+        };
         let is_new = |l: &&crate::batch::Located| {
             inserted
                 .as_ref()
@@ -562,7 +571,9 @@ impl Rest<'_> {
         let client = self.client;
         let dead_params = self.dead.params(&writer.topic);
         let gap_params = self.gaps.params(&writer.consumer_group, &writer.topic);
-        let (upserted, _, _) = tokio::try_join!(
+        // join!, as for the first statements of the batch (see `pg_error::cause`).
+        let (upserted, dead, gaps) = tokio::join!(
+            biased;
             async {
                 let mut upserted = 0;
                 for chunk in latest.chunks(CHUNK_ROWS) {
@@ -570,7 +581,7 @@ impl Rest<'_> {
                     let row = client.query_one(self.upsert, &columns.params()).await?;
                     upserted += row.get::<_, i64>(0) as usize;
                 }
-                Ok(upserted)
+                Ok::<_, tokio_postgres::Error>(upserted)
             },
             async {
                 if self.batch.dead_letters.is_empty() {
@@ -584,8 +595,14 @@ impl Rest<'_> {
                 }
                 client.execute(self.insert_gaps, &gap_params).await
             },
-        )?;
-        Ok(upserted)
+        );
+        match (upserted, dead, gaps) {
+            (Ok(upserted), Ok(_), Ok(_)) => Ok(upserted),
+            (upserted, dead, gaps) => {
+                let errors = [upserted.err(), dead.err(), gaps.err()];
+                Err(pg_error::cause(errors.into_iter().flatten()).expect("a failure"))
+            }
+        }
     }
 }
 

@@ -296,6 +296,67 @@ async fn a_batch_with_some_events_stored_already_keeps_the_new_ones() {
     assert_eq!(stored.offsets[&0], 5);
 }
 
+/// When one statement of a batch fails, every statement sent after it fails with "current
+/// transaction is aborted". The batch's error must be the first one's: here a lock timeout in
+/// the upsert (transient: the batch is retried), not the aborted insert of the events' second
+/// chunk that the pipeline sends after it (which, taken for the cause, stopped the processor).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_statement_is_the_cause_not_the_aborted_ones_after_it() {
+    let s = Sink::new().await;
+    let first = event("aaa", "a0", EventType::OrderPlaced, 1, 1);
+    s.write(&batch_of(0, 0, &json(&[&first])))
+        .await
+        .expect("first batch");
+
+    // Another session holds order a0's row; the writer waits for a lock at most 200 ms.
+    let holder = s.db.connect().await;
+    holder
+        .batch_execute(
+            "BEGIN; SELECT 1 FROM current_orders WHERE tenant = 'aaa' AND order_id = 'a0' FOR UPDATE",
+        )
+        .await
+        .expect("lock the row");
+    let mut client = s.pool.get().await.expect("connection");
+    client
+        .batch_execute("SET lock_timeout = 200")
+        .await
+        .expect("lock timeout");
+
+    // More events than one statement carries (10,000), so the events' second chunk goes after
+    // the upsert, whose first order (they are sorted) is a0.
+    let paid = event("aaa", "a0", EventType::OrderPaid, 2, 2);
+    let mut events = vec![paid];
+    events.extend((0..10_000).map(|i| {
+        event(
+            "bbb",
+            &format!("o{i}"),
+            EventType::OrderPlaced,
+            3,
+            1000 + i as u128,
+        )
+    }));
+    let refs: Vec<&Event> = events.iter().collect();
+    let err = Writer::new(GROUP, TOPIC)
+        .write(&mut client, &batch_of(0, 1, &json(&refs)), &BTreeMap::new())
+        .await
+        .expect_err("the row is locked");
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("lock"), "{err}");
+
+    // Once the row is free, the same batch commits.
+    holder.batch_execute("ROLLBACK").await.expect("release");
+    client
+        .batch_execute("RESET lock_timeout")
+        .await
+        .expect("reset");
+    let c = Writer::new(GROUP, TOPIC)
+        .write(&mut client, &batch_of(0, 1, &json(&refs)), &BTreeMap::new())
+        .await
+        .expect("the retried batch");
+    assert_eq!(c.events_inserted, 10_001);
+    assert_eq!(s.status("aaa", "a0").await.as_deref(), Some("order_paid"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_class_of_bad_input_is_a_dead_letter_while_good_records_commit() {
     let s = Sink::new().await;
