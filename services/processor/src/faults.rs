@@ -48,7 +48,8 @@ impl FaultPoints {
         }
     }
 
-    /// Inside the batch's transaction, right after `LOCK TABLE stream_batches`: with
+    /// Inside the batch's transaction, holding `LOCK TABLE stream_batches` (taken in the first
+    /// round trip, with the upsert after it when every event is new): with
     /// `pause-holding-lock:N`, sleeps 5 s in the Nth batch while holding the lock every other
     /// writer needs, so a test can freeze the process there (SIGSTOP).
     pub fn holding_lock(&self) {

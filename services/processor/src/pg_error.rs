@@ -25,18 +25,26 @@ pub fn is_stored_event(e: &tokio_postgres::Error) -> bool {
 /// statement after a failed one fails too, with "current transaction is aborted" (25P02), and
 /// the order in which the failures are seen is not always the order the statements were sent
 /// (a chunked insert sends its next chunk only after the previous answer). So: the first
-/// failure that is not 25P02, else the first. `None` when nothing failed.
+/// error from the server that is not 25P02, else the first other failure that is not (a
+/// connection closed under a statement not yet sent says less than the server's reason),
+/// else the first. `None` when nothing failed.
 pub fn cause(
     errors: impl IntoIterator<Item = tokio_postgres::Error>,
 ) -> Option<tokio_postgres::Error> {
-    let mut first = None;
-    for e in errors {
-        if e.code() != Some(&SqlState::IN_FAILED_SQL_TRANSACTION) {
-            return Some(e);
-        }
-        first.get_or_insert(e);
-    }
-    first
+    let aborted =
+        |e: &tokio_postgres::Error| e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION);
+    let mut errors: Vec<tokio_postgres::Error> = errors.into_iter().collect();
+    let rank = |e: &tokio_postgres::Error| match (e.as_db_error().is_some(), aborted(e)) {
+        (true, false) => 0,
+        (false, false) => 1,
+        (_, true) => 2,
+    };
+    let best = errors
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, e)| (rank(e), *i))?
+        .0;
+    Some(errors.swap_remove(best))
 }
 
 /// Connection exception, serialization failure or deadlock, insufficient resources, operator

@@ -1,10 +1,12 @@
 //! The one transaction a micro-batch is written in.
 //!
 //! In order: the fenced offset update (first, so a competing writer blocks on the row locks
-//! and then fails its check), the new events (idempotent by `event_id`), the `current_orders`
-//! upsert of the newly inserted events reduced to the latest per order (with `tenant_stats`
-//! following it), the dead letters (once per record, bounded in size), and the batch's own rows. Every statement is one bulk `unnest()` of column arrays, whatever the
-//! batch size. Either all of it commits, or none of it does and the offsets do not move.
+//! and then fails its check), the events (one row per `event_id`: a plain insert, or, when
+//! some are stored already, an idempotent one), the `current_orders` upsert of the new events
+//! reduced to the latest per order (with `tenant_stats` following it), the dead letters (once
+//! per record, bounded in size), and the batch's own rows. Every statement is one bulk
+//! `unnest()` of column arrays, whatever the batch size. Either all of it commits, or none of
+//! it does and the offsets do not move.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use spine_core::reduce::latest_per_order;
 use tokio_postgres::GenericClient;
+use tracing::info;
 use uuid::Uuid;
 
 use crate::batch::Batch;
@@ -28,6 +31,14 @@ use columns::{DeadLetterColumns, EventColumns, GapColumns, OrderColumns, Params}
 /// also limited by the session's `statement_timeout`; this catches what the server cannot: a
 /// server gone from the network, whose answers never arrive.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// When a write began, for its `write_ms` and `queued_ms` (a batch written twice, first plainly
+/// then deduplicating, counts from the first attempt).
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    at: Instant,
+    queued: Option<Duration>,
+}
 
 /// Writes batches of one consumer group's reading of one topic.
 #[derive(Debug)]
@@ -72,7 +83,8 @@ pub enum SinkError {
     #[error("fenced: the stored offsets moved since this batch started")]
     Fenced,
     /// A plain insert of the batch's events met an event already stored (its primary key):
-    /// nothing was written, and [`Writer::write`] writes the batch again, deduplicating.
+    /// nothing was written, and [`Writer::write`] writes the batch again, deduplicating, so
+    /// its callers never see this one.
     #[error("an event of the batch is already stored")]
     StoredEvent,
     /// Postgres failed or is unreachable. Nothing was written (or the commit's outcome is
@@ -266,6 +278,12 @@ impl Writer {
         &self.faults
     }
 
+    /// Whether the next batch inserts its events idempotently ([`INSERT_EVENTS_DEDUPLICATING`]):
+    /// for [`DEDUPLICATING_BATCHES`] batches after one met an event already stored.
+    pub fn is_deduplicating(&self) -> bool {
+        self.deduplicating.load(Ordering::Relaxed) > 0
+    }
+
     /// [`Writer::write`] within `deadline`. Past it the write is abandoned and its connection
     /// taken out of the pool and closed (a connection whose transaction is in an unknown state
     /// must not serve the next batch), and [`SinkError::Deadline`] is returned: transient, so
@@ -297,27 +315,39 @@ impl Writer {
         batch: &Batch,
         high_watermarks: &BTreeMap<i32, i64>,
     ) -> Result<Committed, SinkError> {
-        let deduplicating = self.deduplicating.load(Ordering::Relaxed) > 0;
+        let start = Start {
+            at: Instant::now(),
+            queued: batch
+                .max_broker_timestamp
+                .map(|t| (Utc::now() - t).to_std().unwrap_or_default()),
+        };
+        let deduplicating = self.is_deduplicating();
         let mut result = self
-            .write_pipelined(client, batch, high_watermarks, deduplicating)
+            .write_pipelined(client, batch, high_watermarks, deduplicating, start)
             .await;
-        if deduplicating && result.is_ok() {
-            let _ = self
-                .deduplicating
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        }
         if let Err(SinkError::StoredEvent) = result {
             // Nothing of the batch was kept: write it again, keeping the events that are new.
             client.batch_execute("ROLLBACK").await?;
-            tracing::debug!(
+            info!(
                 batches = DEDUPLICATING_BATCHES,
-                "a batch held an event already stored: inserting events idempotently for a while"
+                "a batch held an event already stored (a producer's retry, another consumer \
+                 group): inserting events idempotently for a while"
             );
             self.deduplicating
                 .store(DEDUPLICATING_BATCHES, Ordering::Relaxed);
             result = self
-                .write_pipelined(client, batch, high_watermarks, true)
+                .write_pipelined(client, batch, high_watermarks, true, start)
                 .await;
+        } else if let (true, Ok(c)) = (deduplicating, &result) {
+            if c.events_inserted < batch.events.len() {
+                // Still finding stored events: go on deduplicating.
+                self.deduplicating
+                    .store(DEDUPLICATING_BATCHES, Ordering::Relaxed);
+            } else {
+                let _ =
+                    self.deduplicating
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            }
         }
         if result.is_err() && !client.is_closed() {
             // The statements were sent without a Transaction guard (to pipeline them): never
@@ -334,21 +364,23 @@ impl Writer {
     ///    newest event per order (with `tenant_stats`), the dead letters and the gaps;
     /// 2. the batch's own rows (and the previous batch's commit time), and COMMIT.
     ///
-    /// `deduplicating`, the events' insert answers which are new, and only those change
+    /// When `deduplicating`, the events' insert answers which are new, and only those change
     /// orders: the upsert, dead letters and gaps wait for that answer, a round trip of their
     /// own between the two. A fenced batch has sent its statements for nothing: it is rolled
-    /// back.
+    /// back. (Of a big batch, the events' and orders' chunks after the first go after the dead
+    /// letters and gaps: a chunk is sent when the one before it is answered.)
     async fn write_pipelined(
         &self,
         client: &deadpool_postgres::Object,
         batch: &Batch,
         high_watermarks: &BTreeMap<i32, i64>,
         deduplicating: bool,
+        start: Start,
     ) -> Result<Committed, SinkError> {
-        let started = Instant::now();
-        let queued = batch
-            .max_broker_timestamp
-            .map(|t| (Utc::now() - t).to_std().unwrap_or_default());
+        let Start {
+            at: started,
+            queued,
+        } = start;
 
         // The fence: every partition's stored offset must still be where this batch started.
         let partitions: Vec<i32> = batch.ranges.keys().copied().collect();
@@ -440,6 +472,11 @@ impl Writer {
         let (moved, inserted, written_with) = match (begun, moved, inserted, locked, written_with) {
             (Ok(()), Ok(moved), Ok(inserted), Ok(()), Ok(written_with)) => {
                 (moved, inserted, written_with)
+            }
+            // Refused by the fence, whatever failed after it: another writer committed this
+            // range (and so, for a plain insert, stored its events).
+            (_, Ok(moved), ..) if moved as usize != partitions.len() => {
+                return Err(SinkError::Fenced);
             }
             (begun, moved, inserted, locked, written_with) => {
                 let errors = [

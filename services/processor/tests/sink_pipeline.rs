@@ -127,6 +127,9 @@ async fn a_refused_batch_leaves_no_transaction_or_lock_behind() {
         .await
         .expect_err("fenced");
     assert!(matches!(err, SinkError::Fenced), "{err}");
+    // Refused by the fence, not taken for a batch of stored events (its plain insert met the
+    // owner's events): the writer does not start deduplicating.
+    assert!(!writer.is_deduplicating());
     let other = db.connect().await;
     let locks: i64 = other
         .query_one(

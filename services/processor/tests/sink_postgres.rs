@@ -276,6 +276,7 @@ async fn a_batch_with_some_events_stored_already_keeps_the_new_ones() {
         (3, 2, 1)
     );
     assert_eq!(mixed.orders_upserted, 2);
+    assert!(writer.is_deduplicating());
     assert_eq!(s.count("events").await, 3);
     assert_eq!(s.status("acme", "o1").await.as_deref(), Some("order_paid"));
     assert_eq!(s.offset(0).await, 4);
