@@ -70,6 +70,17 @@ fn usage() -> String {
 }
 
 /// Reads the command line (without the program name).
+/// `v`, the value of `flag`, as a whole number of at least 1.
+fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(
+    flag: &str,
+    v: &str,
+) -> Result<T, String> {
+    v.parse()
+        .ok()
+        .filter(|n| *n >= T::from(1))
+        .ok_or_else(|| format!("{flag}: expected a whole number ≥ 1, got {v:?}"))
+}
+
 pub fn parse_args(args: &[String]) -> Result<Args, String> {
     // The backlog of issue 14's figures; `--events 1000000` for the longer run.
     let mut events = 300_000i64;
@@ -90,20 +101,8 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
                 .ok_or_else(|| format!("{name} needs a value"))
         };
         match flag {
-            "--events" => {
-                let v = value("--events")?;
-                events =
-                    v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                        format!("--events: expected a whole number ≥ 1, got {v:?}")
-                    })?;
-            }
-            "--markers" => {
-                let v = value("--markers")?;
-                markers =
-                    v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                        format!("--markers: expected a whole number ≥ 1, got {v:?}")
-                    })?;
-            }
+            "--events" => events = at_least_one("--events", &value("--events")?)?,
+            "--markers" => markers = at_least_one("--markers", &value("--markers")?)?,
             "--growth-sizes" => {
                 let v = value("--growth-sizes")?;
                 growth_sizes = v

@@ -171,12 +171,7 @@ pub async fn run(dir: &Path) {
     let topic = unique_name("bench-stream");
     spine_testkit::kafka::create_topic(&broker, &topic, 3).await;
     let db = postgres().fresh_database().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", spine_testkit::free_port());
     let env = |extra: &[(&str, String)]| {
         let mut extra = extra.to_vec();
         extra.push(("DATABASE_URL", db.url()));

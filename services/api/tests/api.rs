@@ -1,95 +1,12 @@
 //! The API against a real Postgres, served on port 0 and called over HTTP.
 
+mod stream_support;
+
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use spine_api::AppState;
-use spine_testkit::{postgres, TestDb};
-use tokio_util::sync::CancellationToken;
-
-struct Server {
-    base: String,
-    db: TestDb,
-    state: AppState,
-    http: reqwest::Client,
-    _stop: tokio_util::sync::DropGuard,
-}
-
-impl Server {
-    /// A migrated database with nothing in it, and the API serving it on a free port.
-    async fn start() -> Server {
-        let db = postgres().fresh_database().await;
-        let mut client = db.connect().await;
-        spine_core::schema::migrate(&mut client)
-            .await
-            .expect("migrate");
-        Self::serve(db, None).await
-    }
-
-    async fn serve(db: TestDb, config: Option<tokio_postgres::Config>) -> Server {
-        let config = config.unwrap_or_else(|| db.config());
-        let state = AppState::connect(config).expect("pools");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let stop = CancellationToken::new();
-        tokio::spawn(spine_api::serve(listener, state.clone(), stop.clone()));
-        Server {
-            base,
-            db,
-            state,
-            http: reqwest::Client::new(),
-            _stop: stop.drop_guard(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
-        let r = self
-            .http
-            .get(format!("{}{}", self.base, path))
-            .send()
-            .await
-            .expect("request");
-        let status = r.status();
-        let headers = r.headers().clone();
-        (status, headers, r.text().await.expect("body"))
-    }
-
-    async fn json(&self, path: &str) -> Value {
-        let (status, _, body) = self.get(path).await;
-        assert_eq!(status, StatusCode::OK, "{path}: {body}");
-        serde_json::from_str(&body).expect("json")
-    }
-
-    async fn sql(&self, sql: &str) {
-        self.db
-            .connect()
-            .await
-            .batch_execute(sql)
-            .await
-            .expect("seed sql");
-        // Answers are kept per batch until the listener hears of the next one (a NOTIFY
-        // delivered a moment after the commit): wait for it, as a client would see it.
-        let newest: i64 = self
-            .db
-            .connect()
-            .await
-            .query_one(
-                "SELECT coalesce(max(batch_id), 0)::bigint FROM stream_batches",
-                &[],
-            )
-            .await
-            .expect("newest")
-            .get(0);
-        for _ in 0..500 {
-            if self.state.push.newest().is_none_or(|n| n == newest) {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("the API never heard of batch {newest}");
-    }
-}
+use spine_testkit::postgres;
+use stream_support::Server;
 
 /// Orders and one batch, as the processor would have left them.
 const SEED: &str = "
@@ -390,7 +307,7 @@ async fn every_bad_parameter_is_a_400_naming_it() {
         ("/stats?status=order_paid", "status"),
     ];
     for (path, name) in cases {
-        let (status, headers, body) = s.get(path).await;
+        let (status, headers, body) = s.text(path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert_eq!(headers["content-type"], "application/json");
         let v: Value = serde_json::from_str(&body).expect("json error");
@@ -398,7 +315,7 @@ async fn every_bad_parameter_is_a_400_naming_it() {
         assert!(error.contains(name), "{path}: {error}");
         assert!(error.len() < 300, "the error stays short: {error}");
     }
-    let (status, _, body) = s.get("/nope").await;
+    let (status, _, body) = s.text("/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body, r#"{"error":"not found"}"#);
     let r = s
@@ -417,7 +334,7 @@ async fn every_bad_parameter_is_a_400_naming_it() {
         "/%2e%2e/etc/passwd",
         "/orders?limit=99999999999999999999",
     ] {
-        let (status, _, body) = s.get(path).await;
+        let (status, _, body) = s.text(path).await;
         assert!(
             status.is_client_error() || status.is_success(),
             "{path}: {status} {body}"
@@ -431,14 +348,14 @@ async fn hostile_values_reach_the_page_only_as_text() {
     s.sql(SEED).await;
     // The data path: JSON carries the exact characters; the page is static and its script
     // only ever inserts values as text.
-    let body = s.get("/orders").await.2;
+    let body = s.text("/orders").await.2;
     let v: Value = serde_json::from_str(&body).expect("json");
     assert!(v["orders"]
         .as_array()
         .expect("array")
         .iter()
         .any(|o| o["tenant"] == "<img src=x onerror=alert(1)>"));
-    let (status, headers, page) = s.get("/").await;
+    let (status, headers, page) = s.text("/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(headers["content-type"]
         .to_str()
@@ -449,7 +366,7 @@ async fn hostile_values_reach_the_page_only_as_text() {
         .expect("csp")
         .contains("script-src 'self'"));
     assert!(!page.contains("onerror"), "the page holds no data itself");
-    let (_, headers, script) = s.get("/app.js").await;
+    let (_, headers, script) = s.text("/app.js").await;
     assert!(headers["content-type"]
         .to_str()
         .expect("ct")
@@ -479,14 +396,14 @@ async fn every_answer_is_uncached_and_unsniffed_and_counted() {
         "/nope",
         "/orders?limit=0",
     ] {
-        let (_, headers, _) = s.get(path).await;
+        let (_, headers, _) = s.text(path).await;
         // Answers kept per batch are revalidated with their ETag; everything else is live.
         let kept = ["/orders", "/stats", "/batches"].contains(&path);
         let expected = if kept { "no-cache" } else { "no-store" };
         assert_eq!(headers["cache-control"], expected, "{path}");
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
     }
-    let (_, _, metrics) = s.get("/metrics").await;
+    let (_, _, metrics) = s.text("/metrics").await;
     assert!(
         metrics.contains(r#"spine_api_requests_total{route="/orders",status="400"} 1"#),
         "{metrics}"
@@ -515,7 +432,7 @@ async fn without_a_database_it_answers_503_and_stays_up() {
         .port(closed)
         .user("postgres")
         .dbname("x");
-    let s = Server::serve(db.clone(), Some(nowhere)).await;
+    let s = Server::listen(db.clone(), AppState::connect(nowhere).expect("pools")).await;
     for path in [
         "/orders",
         "/stats",
@@ -523,17 +440,18 @@ async fn without_a_database_it_answers_503_and_stays_up() {
         "/dead_letters",
         "/orders/acme/o-1",
     ] {
-        let (status, _, body) = s.get(path).await;
+        let (status, _, body) = s.text(path).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
         assert_eq!(body, r#"{"error":"database unavailable"}"#);
     }
-    assert_eq!(s.get("/healthz").await.0, StatusCode::OK);
-    assert_eq!(s.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(s.text("/healthz").await.0, StatusCode::OK);
+    assert_eq!(s.text("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
 
     // A database without the schema yet: not ready, and the answer says why.
-    let s = Server::serve(db, None).await;
-    let (status, _, body) = s.get("/orders").await;
+    let state = AppState::connect(db.config()).expect("pools");
+    let s = Server::listen(db, state).await;
+    let (status, _, body) = s.text("/orders").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("spine-processor creates it"), "{body}");
-    assert_eq!(s.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(s.text("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -2,36 +2,21 @@
 //! -> spine-api. What the API answers must be exactly what is on the topic.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 use spine_core::event::{parse_event, Event};
 use spine_core::reduce::fold_all;
 use spine_testkit::kafka::read_all;
-use spine_testkit::{bin_path, postgres, tansu, unique_name, KillOnDrop};
+use spine_testkit::{bin_command, free_port, postgres, tansu, unique_name, KillOnDrop};
 
 const PARTITIONS: i32 = 3;
 
 const EVENTS: u64 = 2000;
 
 fn run(name: &str, env: &[(&str, &str)], args: &[&str]) {
-    let mut cmd = Command::new(bin_path(name));
-    for var in [
-        "KAFKA_BOOTSTRAP",
-        "TOPIC",
-        "CONSUMER_GROUP",
-        "DATABASE_URL",
-        "METRICS_ADDR",
-        "TENANTS",
-        "EVENTS_PER_SECOND",
-        "TRIGGER_INTERVAL_MS",
-        "MAX_BATCH_ROWS",
-        "MAX_BATCH_BYTES",
-        "SPINE_CRASH_AT",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = bin_command(name);
     let out = cmd
         .envs(env.iter().copied())
         .args(args)
@@ -123,15 +108,9 @@ async fn what_the_api_answers_is_exactly_what_was_produced() {
         .await
         .expect("the API's role");
     let reader_url = format!("postgres://{reader}@127.0.0.1:{}/{}", db.port, db.name);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", free_port());
     let _api = KillOnDrop(
-        Command::new(bin_path("spine-api"))
-            .env_remove("POSTGRES_PASSWORD")
+        bin_command("spine-api")
             .env("DATABASE_URL", &url)
             .env("API_DATABASE_URL", &reader_url)
             .env("API_ADDR", &addr)

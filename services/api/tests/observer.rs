@@ -3,7 +3,7 @@
 //! when it is killed while records keep arriving and when it comes back, and what the API says
 //! when the broker does not answer.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use serde_json::Value;
 use spine_api::live_ends::LiveEnds;
 use spine_api::AppState;
 use spine_testkit::kafka::{create_topic, high_watermarks, produce, Raw};
-use spine_testkit::{bin_path, free_port, postgres, tansu, unique_name, TestDb};
+use spine_testkit::{bin_command, free_port, postgres, tansu, unique_name, KillOnDrop, TestDb};
 use tokio_util::sync::CancellationToken;
 
 const PARTITIONS: i32 = 3;
@@ -94,20 +94,7 @@ fn processor(
     log: &std::path::Path,
     extra: &[&str],
 ) -> Child {
-    let mut cmd = Command::new(bin_path("spine-processor"));
-    for var in [
-        "POSTGRES_HOST",
-        "POSTGRES_PORT",
-        "POSTGRES_DB",
-        "POSTGRES_USER",
-        "POSTGRES_PASSWORD",
-        "MAX_BATCH_ROWS",
-        "SPINE_CRASH_AT",
-        "LOG_FORMAT",
-        "NO_COLOR",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = bin_command("spine-processor");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -126,16 +113,6 @@ fn processor(
         .stderr(log)
         .spawn()
         .expect("spine-processor")
-}
-
-/// A child killed (SIGKILL) when dropped.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Polls `/batches` until `check` holds, or panics after `timeout` with the last answer.

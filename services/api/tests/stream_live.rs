@@ -3,7 +3,7 @@
 
 mod stream_support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use spine_api::live_ends::LiveEnds;
 use spine_testkit::kafka::{create_topic, produce, Raw};
-use spine_testkit::{bin_path, free_port, tansu, unique_name, TestDb};
+use spine_testkit::{bin_command, free_port, tansu, unique_name, KillOnDrop, TestDb};
 use stream_support::{parse, Event, Server};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -33,20 +33,7 @@ fn record(partition: i32, tenant: &str, n: u64) -> Raw {
 
 /// The processor binary against the test's broker and database.
 fn processor(bootstrap: &str, topic: &str, db: &TestDb, log: &std::path::Path) -> KillOnDrop {
-    let mut cmd = Command::new(bin_path("spine-processor"));
-    for var in [
-        "POSTGRES_HOST",
-        "POSTGRES_PORT",
-        "POSTGRES_DB",
-        "POSTGRES_USER",
-        "POSTGRES_PASSWORD",
-        "MAX_BATCH_ROWS",
-        "SPINE_CRASH_AT",
-        "LOG_FORMAT",
-        "NO_COLOR",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = bin_command("spine-processor");
     let log = std::fs::File::create(log).expect("log file");
     KillOnDrop(
         cmd.env("KAFKA_BOOTSTRAP", bootstrap)
@@ -62,16 +49,6 @@ fn processor(bootstrap: &str, topic: &str, db: &TestDb, log: &std::path::Path) -
             .spawn()
             .expect("spine-processor"),
     )
-}
-
-/// A child killed (SIGKILL) when dropped.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `curl -N` on `url`: its events, each with the instant it arrived.

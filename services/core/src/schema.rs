@@ -162,16 +162,21 @@ mod tests {
             .get(0)
     }
 
+    /// The schema as it was at `version` (the migrations up to it only).
+    async fn migrate_to(client: &mut tokio_postgres::Client, version: i32) {
+        embedded::migrations::runner()
+            .set_target(Target::Version(version))
+            .run_async(client)
+            .await
+            .unwrap_or_else(|e| panic!("migrating to version {version}: {e}"));
+    }
+
     #[tokio::test]
     async fn an_older_schema_is_not_current_and_migrating_makes_it_so() {
         let db = postgres().fresh_database().await;
         let mut client = db.connect().await;
         assert!(!is_current(&client).await, "no schema at all");
-        embedded::migrations::runner()
-            .set_target(Target::Version(1))
-            .run_async(&mut client)
-            .await
-            .expect("V1 only");
+        migrate_to(&mut client, 1).await;
         assert!(!is_current(&client).await, "V1 only is not current");
         migrate(&mut client).await.expect("migrates");
         assert!(is_current(&client).await);
@@ -240,11 +245,7 @@ mod tests {
     async fn replayed_dead_letters_are_merged_keeping_the_first() {
         let db = postgres().fresh_database().await;
         let mut client = db.connect().await;
-        embedded::migrations::runner()
-            .set_target(refinery::Target::Version(2))
-            .run_async(&mut client)
-            .await
-            .expect("migrate to version 2");
+        migrate_to(&mut client, 2).await;
         client
             .batch_execute(
                 "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, key, payload, error)
@@ -305,11 +306,7 @@ mod tests {
     async fn orders_from_before_v9_read_as_batch_zero() {
         let db = postgres().fresh_database().await;
         let mut client = db.connect().await;
-        embedded::migrations::runner()
-            .set_target(refinery::Target::Version(8))
-            .run_async(&mut client)
-            .await
-            .expect("migrate to version 8");
+        migrate_to(&mut client, 8).await;
         client
             .batch_execute(
                 "INSERT INTO current_orders (tenant, order_id, status, amount_cents, currency,

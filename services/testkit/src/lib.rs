@@ -18,7 +18,7 @@ mod pg;
 mod process;
 mod tansu;
 
-pub use bins::bin_path;
+pub use bins::{bin_command, bin_path};
 pub use pg::{pg_bin_dir, postgres, PgServer, TestDb};
 pub use process::{free_port, sh_quote, wait_for_port, KillOnDrop};
 pub use tansu::{tansu, tansu_bin, OwnedTansu, Tansu};

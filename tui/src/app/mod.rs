@@ -25,7 +25,7 @@ mod state;
 mod trends;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 use chrono::{DateTime, FixedOffset};
 

@@ -154,12 +154,8 @@ mod tests {
 
     fn order(tenant: &str, id: &str, status: &str, updated_at: &str) -> Order {
         Order {
-            tenant: tenant.into(),
-            order_id: id.into(),
-            status: status.into(),
-            amount_cents: 100,
-            currency: "USD".into(),
             updated_at: updated_at.into(),
+            ..crate::app::fixtures::order(tenant, id, status)
         }
     }
 

@@ -35,21 +35,27 @@ impl Server {
     /// listener running; waits until the listener knows the newest batch.
     pub async fn serve(db: TestDb, shape: impl FnOnce(AppState) -> AppState) -> Server {
         let state = shape(AppState::connect(db.config()).expect("pools"));
+        let s = Server::listen(db, state).await;
+        s.settle().await;
+        s
+    }
+
+    /// The API with `state` (its pools may point anywhere, or at a database without the
+    /// schema), serving on a free port, without waiting for its batch listener.
+    pub async fn listen(db: TestDb, state: AppState) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let stop = CancellationToken::new();
         tokio::spawn(spine_api::serve(listener, state.clone(), stop.clone()));
-        let s = Server {
+        Server {
             base,
             db,
             state,
             http: reqwest::Client::new(),
             _stop: stop.drop_guard(),
-        };
-        s.settle().await;
-        s
+        }
     }
 
     /// Waits until the listener has heard of the newest committed batch (a NOTIFY is
@@ -86,10 +92,33 @@ impl Server {
             .expect("request")
     }
 
-    pub async fn json(&self, path: &str) -> Value {
+    /// The status, headers and body of `path`.
+    pub async fn text(
+        &self,
+        path: &str,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
         let r = self.get(path).await;
-        assert_eq!(r.status(), 200, "{path}");
-        r.json().await.expect("json")
+        let status = r.status();
+        let headers = r.headers().clone();
+        (status, headers, r.text().await.expect("body"))
+    }
+
+    pub async fn json(&self, path: &str) -> Value {
+        let (status, _, body) = self.text(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).expect("json")
+    }
+
+    /// Runs `sql` (rows as the processor would have left them), then waits until the
+    /// listener has heard of the newest batch, as a client would see it.
+    pub async fn sql(&self, sql: &str) {
+        self.db
+            .connect()
+            .await
+            .batch_execute(sql)
+            .await
+            .expect("seed sql");
+        self.settle().await;
     }
 
     pub async fn metric(&self, line_start: &str) -> f64 {

@@ -74,27 +74,7 @@ pub fn env(bootstrap: &str, topic: &str, group: &str, db: &TestDb) -> Vec<(Strin
 /// The processor binary, with the test's environment and nothing inherited that could
 /// change its configuration.
 pub fn processor_command(env: &[(String, String)]) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spine-processor"));
-    for var in [
-        "KAFKA_BOOTSTRAP",
-        "TOPIC",
-        "CONSUMER_GROUP",
-        "TRIGGER_INTERVAL_MS",
-        "MAX_BATCH_ROWS",
-        "MAX_BATCH_BYTES",
-        "POSTGRES_HOST",
-        "POSTGRES_PORT",
-        "POSTGRES_DB",
-        "POSTGRES_USER",
-        "POSTGRES_PASSWORD",
-        "DATABASE_URL",
-        "METRICS_ADDR",
-        "LOG_FORMAT",
-        "SPINE_CRASH_AT",
-        "ON_DATA_LOSS",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = spine_testkit::bin_command("spine-processor");
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd
 }
